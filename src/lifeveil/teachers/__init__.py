@@ -36,9 +36,37 @@ def list_teachers() -> list[str]:
 
 
 def _register_builtin() -> None:
+    from lifeveil.teachers import hub
+    from lifeveil.teachers.efficientnet import EfficientNetLite0Teacher
     from lifeveil.teachers.mobilenet import MobileNetV2Teacher
 
     register_teacher("mobilenet_v2", MobileNetV2Teacher, "ImageNet MobileNetV2 (offline, default)")
+    register_teacher(
+        "efficientnet_lite0", EfficientNetLite0Teacher, "ImageNet EfficientNet-Lite0 (offline)"
+    )
+    register_teacher(
+        "dinov2",
+        hub.Dinov2Teacher,
+        "DINOv2 CLS (or pooling='cls+mean') embedding; model_id_or_path= hub id or folder "
+        f"(default {hub.DEFAULT_DINOV2})",
+    )
+    register_teacher(
+        "clip",
+        hub.ClipTeacher,
+        f"CLIP image embedding; model_id_or_path= hub id or folder (default {hub.DEFAULT_CLIP})",
+    )
+    register_teacher(
+        "siglip",
+        hub.SiglipTeacher,
+        "SigLIP pooled embedding; model_id_or_path= hub id or folder "
+        f"(default {hub.DEFAULT_SIGLIP})",
+    )
+    register_teacher(
+        "perception_encoder",
+        hub.PerceptionEncoderTeacher,
+        "Meta PE-Core image embedding, plain torch; model_id_or_path= hub id or folder "
+        f"(default {hub.DEFAULT_PERCEPTION_ENCODER})",
+    )
 
 
 _register_builtin()
