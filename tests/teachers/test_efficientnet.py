@@ -13,7 +13,8 @@ from lifeveil.teachers.efficientnet import (
     load_imagenet_efficientnet_lite0,
     same_padding,
 )
-from tests.teachers.checks import (
+
+from .checks import (
     CAT_CLASSES,
     COFFEE_CLASSES,
     assert_differentiable_in_pixels,

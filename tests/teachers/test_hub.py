@@ -25,7 +25,8 @@ from lifeveil.teachers.hub import (
     apply_rope,
     rope_2d_frequencies,
 )
-from tests.teachers.checks import assert_embeds, assert_frozen
+
+from .checks import assert_embeds, assert_frozen
 
 transformers = pytest.importorskip("transformers")
 

@@ -6,7 +6,8 @@ import pytest
 
 from lifeveil.teachers import create_teacher
 from lifeveil.teachers.mobilenet import MobileNetV2Teacher
-from tests.teachers.checks import (
+
+from .checks import (
     CAT_CLASSES,
     COFFEE_CLASSES,
     assert_differentiable_in_pixels,
