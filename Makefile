@@ -4,7 +4,7 @@ setup:
 
 # The main job on the embedded default.
 run: setup
-	.venv/bin/lifeveil demo
+	.venv/bin/lifeveil quickstart
 
 # The whole test suite.
 test: setup

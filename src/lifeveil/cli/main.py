@@ -18,6 +18,7 @@ from lifeveil.errors import LifeVeilError
 # Order is the order of `lifeveil --help`.
 SUBCOMMAND_MODULES = (
     "lifeveil.cli.demo",
+    "lifeveil.cli.quickstart",
     "lifeveil.cli.train",
     "lifeveil.cli.encode",
     "lifeveil.cli.export",

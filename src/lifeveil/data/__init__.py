@@ -1,0 +1,29 @@
+"""Dataset loaders: identity-labelled faces, labelled scenes, and video clips.
+
+Every loader returns RGB uint8 images (H, W, 3) and raises ``DatasetError`` naming the folder
+and the layout it expected when a folder does not fit.
+"""
+
+from lifeveil.data.datasets import (
+    ORL_TRAIN_IDENTITIES,
+    ClipInfo,
+    LabelledImages,
+    load_action_clips,
+    load_csv_images,
+    load_image_folder,
+    load_orl,
+    load_sun8,
+    sun8_split,
+)
+
+__all__ = [
+    "ORL_TRAIN_IDENTITIES",
+    "ClipInfo",
+    "LabelledImages",
+    "load_action_clips",
+    "load_csv_images",
+    "load_image_folder",
+    "load_orl",
+    "load_sun8",
+    "sun8_split",
+]

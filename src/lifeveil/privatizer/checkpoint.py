@@ -1,0 +1,72 @@
+"""Checkpoint files: ``NAME.safetensors`` (weights) + ``NAME.json`` (config and provenance).
+
+The JSON fully describes the model (a :class:`PrivatizerConfig`) plus how it was trained. The
+optional ``NAME.resume.safetensors`` holds optimizer state so training can resume.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lifeveil.errors import CheckpointError
+from lifeveil.io import atomic_path, write_json
+from lifeveil.privatizer.config import PrivatizerConfig
+
+FORMAT = "lifeveil-privatizer"
+
+
+def config_path(weights: str | Path) -> Path:
+    """The JSON file that sits beside a ``.safetensors`` checkpoint."""
+    return Path(weights).with_suffix(".json")
+
+
+def resume_path(weights: str | Path) -> Path:
+    """The optimizer-state file that sits beside a checkpoint."""
+    return Path(weights).with_suffix(".resume.safetensors")
+
+
+def save_checkpoint(
+    path: str | Path, state: dict[str, torch.Tensor], cfg: PrivatizerConfig, meta: dict[str, Any]
+) -> Path:
+    """Write weights and config atomically; returns the weights path."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: checkpoint path must end in .safetensors")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(cfg.version)})
+    write_json(config_path(path), {"format": FORMAT, "privatizer": cfg.to_dict(), "training": meta})
+    return path
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The ``training`` provenance block of a checkpoint's JSON (may be empty)."""
+    try:
+        return json.loads(config_path(path).read_text()).get("training", {})
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], PrivatizerConfig]:
+    """Read weights and config, with a clear error for every way a checkpoint can be wrong."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*.safetensors"))
+        candidates = [c for c in candidates if not c.name.endswith(".resume.safetensors")]
+        if len(candidates) != 1:
+            raise CheckpointError(f"{path}: expected exactly one .safetensors checkpoint in the folder")
+        path = candidates[0]
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found (expected NAME.safetensors with NAME.json beside it)")
+    cfg = PrivatizerConfig.load(config_path(path))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
+    return state, cfg

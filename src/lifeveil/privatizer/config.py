@@ -1,0 +1,85 @@
+"""Typed configuration of a privatizer; saved as JSON beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lifeveil.errors import CheckpointError
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PrivatizerConfig:
+    """Everything needed to rebuild a privatizer and its training objective."""
+
+    teacher: str = "mobilenet_v2"  # name in the teacher registry (x_semantic)
+    teacher_dim: int = 1280  # teacher embedding size the utility decoder predicts
+    input_size: int = 128  # student input side in pixels (square centre crop)
+    student_width: float = 1.0  # MobileNetV2 width multiplier of the student trunk
+    student_blocks: int = 14  # MobileNetV2 feature blocks kept (14 = up to the 96-ch stage)
+    student_channels: int = 256  # channels of the student's last 1x1 conv before pooling
+    student_init: str = "imagenet"  # "imagenet" (trunk from ImageNet MobileNetV2) or "random"
+    frozen_blocks: int = 7  # leading trunk blocks kept frozen in training (their outputs are cached)
+    z_dim: int = 64  # dimension of the Minimal Sufficient Representation z
+    decoder_hidden: int = 512  # hidden width of the utility decoder z -> teacher space
+    utility_loss: str = "cosine"  # "cosine" or "mse" between decoded z and teacher embedding
+    lam: float = 1e-2  # lambda: weight of KL (nats) against the utility loss
+    clip_frames: int = 1  # frames pooled into one z (1 = per-frame mode; >1 = clip mode)
+    deploy_mode: str = "mean"  # what privatize() releases by default: "mean" or "sample"
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self) -> None:
+        if self.utility_loss not in ("cosine", "mse"):
+            raise CheckpointError(f"utility_loss must be 'cosine' or 'mse', got {self.utility_loss!r}")
+        if self.deploy_mode not in ("mean", "sample"):
+            raise CheckpointError(f"deploy_mode must be 'mean' or 'sample', got {self.deploy_mode!r}")
+        if self.student_init not in ("imagenet", "random"):
+            raise CheckpointError(f"student_init must be 'imagenet' or 'random', got {self.student_init!r}")
+        if not 0 <= self.frozen_blocks <= self.student_blocks:
+            raise CheckpointError(f"frozen_blocks must be in 0..{self.student_blocks}, got {self.frozen_blocks}")
+        if self.z_dim < 1 or self.input_size < 32 or self.clip_frames < 1 or self.lam < 0:
+            raise CheckpointError(
+                f"invalid config: z_dim={self.z_dim} (>=1), input_size={self.input_size} (>=32), "
+                f"clip_frames={self.clip_frames} (>=1), lam={self.lam} (>=0)"
+            )
+
+    def replace(self, **changes: Any) -> PrivatizerConfig:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> PrivatizerConfig:
+        """Parse a dict, refusing unknown keys and newer versions."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CheckpointError(f"{source}: unknown privatizer config keys {unknown}")
+        if int(data.get("version", CONFIG_VERSION)) > CONFIG_VERSION:
+            raise CheckpointError(
+                f"{source}: config version {data['version']} is newer than this LifeVeil "
+                f"understands ({CONFIG_VERSION}); upgrade lifeveil"
+            )
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PrivatizerConfig:
+        """Read a JSON config file."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise CheckpointError(f"{p}: config file missing (expected JSON beside the checkpoint)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{p}: not a valid JSON config ({exc})") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{p}: expected a JSON object")
+        return cls.from_dict(data.get("privatizer", data), source=str(p))

@@ -1,0 +1,121 @@
+"""``Privatizer``: the on-device API. Load a checkpoint, turn frames or clips into z."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lifeveil.errors import CheckpointError, ShapeError
+from lifeveil.privatizer.checkpoint import load_checkpoint
+from lifeveil.privatizer.config import PrivatizerConfig
+from lifeveil.privatizer.model import PrivatizerModel
+from lifeveil.privatizer.vib import kl_to_standard_normal, nats_to_bits
+from lifeveil.teachers.base import to_float_batch
+
+
+@dataclass(frozen=True)
+class Representation:
+    """The output of :meth:`Privatizer.privatize`.
+
+    z: (N, z_dim) float32, what leaves the device.
+    mu, logvar: (N, z_dim) float32, the posterior q(z|x) (never leaves the device).
+    kl_bits: (N,) float32, KL(q(z|x) || N(0, I)) in bits per item, the disclosure bound.
+    """
+
+    z: np.ndarray
+    mu: np.ndarray
+    logvar: np.ndarray
+    kl_bits: np.ndarray
+
+
+class Privatizer:
+    """The privatizer M, ready to run on frames. Build with :meth:`load` or from a model."""
+
+    def __init__(self, model: PrivatizerModel, seed: int | None = None) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.cfg: PrivatizerConfig = model.cfg
+        self._generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, seed: int | None = None) -> Privatizer:
+        """Load ``NAME.safetensors`` + ``NAME.json``; the shipped default when path is None."""
+        from lifeveil.paths import DEFAULT_CHECKPOINT
+
+        state, cfg = load_checkpoint(path or DEFAULT_CHECKPOINT)
+        cfg = cfg.replace(student_init="random")  # weights come from the checkpoint
+        model = PrivatizerModel(cfg)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = first[1].strip() if len(first) > 1 else first[0]
+            raise CheckpointError(f"{path}: weights do not match its config ({detail})") from None
+        return cls(model, seed)
+
+    @property
+    def z_dim(self) -> int:
+        """Dimension of z."""
+        return self.cfg.z_dim
+
+    @property
+    def input_size(self) -> int:
+        """Student input side in pixels."""
+        return self.cfg.input_size
+
+    def pixels(self, frames: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """RGB uint8 frames (any sizes) -> (N, 3, S, S) in [0, 1], centre-cropped to the student size."""
+        return to_float_batch(frames, self.input_size)
+
+    @torch.inference_mode()
+    def posterior(self, frames: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, logvar), each (N, z_dim), for frames in per-frame mode."""
+        if len(frames) == 0:
+            raise ShapeError("privatize: got no frames")
+        mus, logvars = [], []
+        for i in range(0, len(frames), batch_size):
+            mu, logvar = self.model(self.pixels(frames[i : i + batch_size]))
+            mus.append(mu)
+            logvars.append(logvar)
+        return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+
+    def privatize(
+        self, frames: Sequence[np.ndarray] | np.ndarray, mode: str | None = None, batch_size: int = 64
+    ) -> Representation:
+        """Frames -> z, one per frame. ``mode`` is "mean" or "sample" (default: the config's)."""
+        mu, logvar = self.posterior(frames, batch_size)
+        return self._release(mu, logvar, mode)
+
+    @torch.inference_mode()
+    def privatize_clips(self, clips: Sequence[Sequence[np.ndarray]], mode: str | None = None) -> Representation:
+        """Clips (each a list of frames) -> one z per clip: student features pooled over time."""
+        if not clips or any(len(c) == 0 for c in clips):
+            raise ShapeError("privatize_clips: every clip needs at least one frame")
+        mus, logvars = [], []
+        for clip in clips:
+            mu, logvar = self.model(self.pixels(clip).unsqueeze(0))
+            mus.append(mu)
+            logvars.append(logvar)
+        return self._release(torch.cat(mus).numpy(), torch.cat(logvars).numpy(), mode)
+
+    def _release(self, mu: np.ndarray, logvar: np.ndarray, mode: str | None) -> Representation:
+        mode = mode or self.cfg.deploy_mode
+        if mode == "mean":
+            z = mu
+        elif mode == "sample":
+            z = self.model.sample(torch.from_numpy(mu), torch.from_numpy(logvar), self._generator).numpy()
+        else:
+            raise ShapeError(f"unknown release mode {mode!r}; expected 'mean' or 'sample'")
+        kl = nats_to_bits(kl_to_standard_normal(torch.from_numpy(mu), torch.from_numpy(logvar))).numpy()
+        return Representation(z.astype(np.float32), mu, logvar, kl.astype(np.float32))
+
+    @torch.inference_mode()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """z (N, z_dim) -> predicted teacher embedding (N, teacher_dim)."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ShapeError(f"decode: expected z of shape (N, {self.z_dim}), got {z.shape}")
+        return self.model.decoder(torch.from_numpy(z)).numpy()
