@@ -47,3 +47,15 @@ class VaultError(LifeVeilError):
 
 class ProtocolError(LifeVeilError):
     """A wire frame or request violates the LifeVeil protocol."""
+
+
+class VaultKeyError(VaultError):
+    """The vault could not be unlocked: wrong passphrase or key file, or none given."""
+
+
+class VaultIntegrityError(VaultError):
+    """A vault file is tampered, truncated or corrupt; nothing was written or changed."""
+
+
+class SegmentNotFoundError(VaultError):
+    """No segment in the vault has the requested id (it may have been deleted)."""

@@ -1,0 +1,31 @@
+"""Encrypted on-device storage of raw video segments (see ``vault.py`` and ``format.py``).
+
+Typical use by the device agent::
+
+    vault = Vault.open(root, key_file=key_path)
+    with vault.open_writer(SegmentMetadata(source_name="cam0")) as segment:
+        for packet in recorder:
+            segment.write(packet)
+    # leaving the block commits; an exception aborts and leaves nothing behind
+"""
+
+from lifeveil.vault.keys import KdfParams, generate_key_file
+from lifeveil.vault.vault import (
+    DEFAULT_CHUNK_SIZE,
+    SegmentInfo,
+    SegmentMetadata,
+    SegmentWriter,
+    Vault,
+    VerifyReport,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "KdfParams",
+    "SegmentInfo",
+    "SegmentMetadata",
+    "SegmentWriter",
+    "Vault",
+    "VerifyReport",
+    "generate_key_file",
+]
