@@ -25,7 +25,9 @@ class Registry(Generic[T]):
         self._factories[name] = factory
         self._help[name] = help or (factory.__doc__ or "").strip().split("\n")[0]
 
-    def decorator(self, name: str, help: str = "") -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def decorator(
+        self, name: str, help: str = ""
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator form of :meth:`register`."""
 
         def wrap(factory: Callable[..., T]) -> Callable[..., T]:

@@ -15,10 +15,21 @@ def _encode(*argv):
 
 def test_encode_video_and_images(tiny_checkpoint, talking_face_clip, orl_root, tmp_path, capsys):
     out = tmp_path / "z"
-    rc = _encode("--model", tiny_checkpoint, "--fps", 4, "--dtype", "float32", talking_face_clip, orl_root / "s1", "--out", out)
+    rc = _encode(
+        "--model",
+        tiny_checkpoint,
+        "--fps",
+        4,
+        "--dtype",
+        "float32",
+        talking_face_clip,
+        orl_root / "s1",
+        "--out",
+        out,
+    )
     assert rc == 0
     z = np.load(out / "z.npy")
-    rows = list(csv.DictReader(open(out / "index.csv")))
+    rows = list(csv.DictReader((out / "index.csv").read_text().splitlines()))
     video_rows = [r for r in rows if r["source"].endswith(".mp4")]
     assert len(z) == len(rows) and z.shape[1] == 16 and z.dtype == np.float32
     assert len([r for r in rows if r["source"].endswith(".pgm")]) == 10
@@ -33,8 +44,12 @@ def test_float16_output_is_default(tiny_checkpoint, orl_root, tmp_path):
     assert np.load(tmp_path / "z.npy").dtype == np.float16
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "corrupt_video", "corrupt_image", "empty_folder", "bad_suffix"])
-def test_bad_input_is_one_line_and_writes_nothing(kind, tiny_checkpoint, orl_root, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "kind", ["missing", "empty", "corrupt_video", "corrupt_image", "empty_folder", "bad_suffix"]
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    kind, tiny_checkpoint, orl_root, tmp_path, capsys
+):
     bad = {
         "missing": tmp_path / "nope.mp4",
         "empty": tmp_path / "empty.mp4",

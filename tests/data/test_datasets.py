@@ -1,6 +1,13 @@
 import pytest
 
-from lifeveil.data import ORL_TRAIN_IDENTITIES, load_action_clips, load_image_folder, load_orl, load_sun8, sun8_split
+from lifeveil.data import (
+    ORL_TRAIN_IDENTITIES,
+    load_action_clips,
+    load_image_folder,
+    load_orl,
+    load_sun8,
+    sun8_split,
+)
 from lifeveil.errors import DatasetError
 
 
@@ -9,7 +16,9 @@ def test_sun8_split_is_fixed_stratified_and_disjoint(sun8_root):
     assert len(split["train"]) == 960 and len(split["test"]) == 640
     assert not set(split["train"]) & set(split["test"])
     assert split == sun8_split(sun8_root)
-    assert split["train"][0] == "auditorium/sun_abmvbqiztxwusefc.jpg" or split["train"][0].startswith("auditorium/")
+    assert split["train"][0] == "auditorium/sun_abmvbqiztxwusefc.jpg" or split["train"][
+        0
+    ].startswith("auditorium/")
 
 
 def test_sun8_test_split_loads(sun8_root):

@@ -29,8 +29,15 @@ def tiny_frames(orl_root: Path, n: int = 24) -> FrameSet:
 @pytest.fixture(scope="session")
 def tiny_cache(orl_root: Path):
     torch.set_num_threads(2)
-    return build_view_cache(tiny_frames(orl_root), create_teacher(), build_model(TINY, 0).student, TINY.input_size,
-                            TINY_TRAIN.views, TINY_TRAIN.seed, progress=False)
+    return build_view_cache(
+        tiny_frames(orl_root),
+        create_teacher(),
+        build_model(TINY, 0).student,
+        TINY.input_size,
+        TINY_TRAIN.views,
+        TINY_TRAIN.seed,
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="session")

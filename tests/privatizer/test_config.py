@@ -15,8 +15,12 @@ def test_roundtrip(tmp_path):
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"utility_loss": "l1"}, "utility_loss"), ({"z_dim": 0}, "z_dim"), ({"deploy_mode": "max"}, "deploy_mode"),
-     ({"frozen_blocks": 99}, "frozen_blocks")],
+    [
+        ({"utility_loss": "l1"}, "utility_loss"),
+        ({"z_dim": 0}, "z_dim"),
+        ({"deploy_mode": "max"}, "deploy_mode"),
+        ({"frozen_blocks": 99}, "frozen_blocks"),
+    ],
 )
 def test_invalid_values_are_refused(change, message):
     with pytest.raises(CheckpointError, match=message):

@@ -18,7 +18,9 @@ def test_onnx_matches_pytorch_on_real_frames(tiny_checkpoint, skimage_images, tm
 
 def test_onnx_sample_mode_takes_runtime_noise(tiny_checkpoint, skimage_images, tmp_path):
     p = Privatizer.load(tiny_checkpoint)
-    sess = ort.InferenceSession(str(export_onnx(p, tmp_path / "s.onnx", mode="sample")), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(export_onnx(p, tmp_path / "s.onnx", mode="sample")), providers=["CPUExecutionProvider"]
+    )
     pixels = p.pixels(skimage_images[:2]).numpy()
     eps = np.random.default_rng(0).standard_normal((2, p.z_dim)).astype(np.float32)
     z = sess.run(None, {"pixels": pixels, "eps": eps})[0]

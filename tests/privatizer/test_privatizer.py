@@ -57,8 +57,13 @@ def test_checkpoint_errors_are_clear(tiny_checkpoint, tmp_path):
 
 
 def test_weights_that_do_not_match_the_config_are_refused(tiny_checkpoint, tiny_cache, tmp_path):
-    other = train_privatizer(TINY.replace(z_dim=8), TrainConfig(epochs=1, batch_size=16, views=2), tiny_cache,
-                             tmp_path / "z8.safetensors", progress=False)
+    other = train_privatizer(
+        TINY.replace(z_dim=8),
+        TrainConfig(epochs=1, batch_size=16, views=2),
+        tiny_cache,
+        tmp_path / "z8.safetensors",
+        progress=False,
+    )
     config_path(other.checkpoint).write_text(config_path(tiny_checkpoint).read_text())
     with pytest.raises(CheckpointError, match="do not match"):
         Privatizer.load(other.checkpoint)

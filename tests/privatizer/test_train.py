@@ -26,15 +26,22 @@ def test_training_reduces_the_loss_and_writes_config(tiny_checkpoint):
 
 
 def test_same_seed_gives_identical_checkpoint(tiny_cache, tiny_checkpoint, tmp_path):
-    again = train_privatizer(TINY, TINY_TRAIN, tiny_cache, tmp_path / "again.safetensors", progress=False)
+    again = train_privatizer(
+        TINY, TINY_TRAIN, tiny_cache, tmp_path / "again.safetensors", progress=False
+    )
     a, b = _weights(tiny_checkpoint), _weights(again.checkpoint)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_different_seed_gives_different_checkpoint(tiny_cache, tiny_checkpoint, tmp_path):
-    other = train_privatizer(TINY, TrainConfig(epochs=2, batch_size=16, views=2, seed=4), tiny_cache,
-                             tmp_path / "other.safetensors", progress=False)
+    other = train_privatizer(
+        TINY,
+        TrainConfig(epochs=2, batch_size=16, views=2, seed=4),
+        tiny_cache,
+        tmp_path / "other.safetensors",
+        progress=False,
+    )
     a, b = _weights(tiny_checkpoint), _weights(other.checkpoint)
     assert not torch.equal(a["vib.mu.weight"], b["vib.mu.weight"])
 
@@ -53,8 +60,13 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_cache, tiny_checkpoint, tmp
 def test_larger_lambda_discloses_fewer_bits(tiny_cache, tmp_path):
     bits = []
     for lam in (1e-4, 1.0):
-        r = train_privatizer(TINY.replace(lam=lam), TrainConfig(epochs=3, batch_size=16, views=2, seed=3, kl_warmup_epochs=0),
-                             tiny_cache, tmp_path / f"l{lam}.safetensors", progress=False)
+        r = train_privatizer(
+            TINY.replace(lam=lam),
+            TrainConfig(epochs=3, batch_size=16, views=2, seed=3, kl_warmup_epochs=0),
+            tiny_cache,
+            tmp_path / f"l{lam}.safetensors",
+            progress=False,
+        )
         bits.append(r.history[-1]["kl_bits"])
     assert bits[1] < bits[0] * 0.6
 
@@ -67,9 +79,16 @@ def test_clip_mode_pools_frames_into_one_z(orl_root, tmp_path):
     fs = FrameSet()
     for i in range(0, 12, 3):  # four "clips" of three frames of one person each
         fs.add_group(faces.images[i : i + 3])
-    cache = build_view_cache(fs, create_teacher(), build_model(cfg, 0).student, cfg.input_size, 1, 0, progress=False)
-    result = train_privatizer(cfg, TrainConfig(epochs=1, batch_size=2, views=1), cache, tmp_path / "clip.safetensors",
-                              progress=False)
+    cache = build_view_cache(
+        fs, create_teacher(), build_model(cfg, 0).student, cfg.input_size, 1, 0, progress=False
+    )
+    result = train_privatizer(
+        cfg,
+        TrainConfig(epochs=1, batch_size=2, views=1),
+        cache,
+        tmp_path / "clip.safetensors",
+        progress=False,
+    )
     p = Privatizer.load(result.checkpoint)
     rep = p.privatize_clips([faces.images[0:3], faces.images[3:5]])
     assert rep.z.shape == (2, cfg.z_dim)

@@ -11,7 +11,10 @@ import torch
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: CPU threads for torch (default: all cores, at most 8)."""
     parser.add_argument(
-        "--threads", type=int, default=min(8, os.cpu_count() or 1), help="CPU threads for torch (default: %(default)s)"
+        "--threads",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="CPU threads for torch (default: %(default)s)",
     )
 
 
@@ -25,4 +28,6 @@ def parse_floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None

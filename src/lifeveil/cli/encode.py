@@ -23,12 +23,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, image folders or video files")
-    p.add_argument("--model", default=None, help="checkpoint NAME.safetensors (default: the shipped privatizer)")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="images, image folders or video files"
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="checkpoint NAME.safetensors (default: the shipped privatizer)",
+    )
     p.add_argument("--out", default="z_out", help="output folder")
     p.add_argument("--fps", type=float, default=2.0, help="video sampling rate (frames per second)")
-    p.add_argument("--mode", choices=["mean", "sample"], default=None, help="release z = mean or a sample (default: the checkpoint's)")
-    p.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="precision of z.npy")
+    p.add_argument(
+        "--mode",
+        choices=["mean", "sample"],
+        default=None,
+        help="release z = mean or a sample (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--dtype", choices=["float16", "float32"], default="float16", help="precision of z.npy"
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for --mode sample")
     p.add_argument("--quiet", action="store_true")
     add_threads_arg(p)

@@ -21,9 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "With --mode sample the graph takes a second input 'eps' ~ N(0, I) of shape (N, z_dim)."
         ),
     )
-    p.add_argument("--onnx", required=True, metavar="CKPT", help="checkpoint NAME.safetensors to export")
+    p.add_argument(
+        "--onnx", required=True, metavar="CKPT", help="checkpoint NAME.safetensors to export"
+    )
     p.add_argument("--out", help="output .onnx path (default: NAME.onnx beside the checkpoint)")
-    p.add_argument("--mode", choices=["mean", "sample"], default=None, help="release mode (default: the checkpoint's)")
+    p.add_argument(
+        "--mode",
+        choices=["mean", "sample"],
+        default=None,
+        help="release mode (default: the checkpoint's)",
+    )
     p.set_defaults(func=run)
 
 
@@ -34,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    feeds = {"pixels": np.random.default_rng(0).random((1, 3, privatizer.input_size, privatizer.input_size), dtype=np.float32)}
+    feeds = {
+        "pixels": np.random.default_rng(0).random(
+            (1, 3, privatizer.input_size, privatizer.input_size), dtype=np.float32
+        )
+    }
     if len(sess.get_inputs()) == 2:
         feeds["eps"] = np.zeros((1, privatizer.z_dim), np.float32)
     z = sess.run(None, feeds)[0]

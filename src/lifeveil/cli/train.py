@@ -32,20 +32,53 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("inputs", nargs="*", help="image folders, CSV files (column 'path'), images or video files")
+    p.add_argument(
+        "inputs", nargs="*", help="image folders, CSV files (column 'path'), images or video files"
+    )
     p.add_argument("--sun8", help="SUN8 root: only its fixed train split is used")
-    p.add_argument("--orl", help="ORL faces root: only identities s1-s10 are used (s11-s40 are attack victims)")
-    p.add_argument("--out", required=True, help="checkpoint path NAME.safetensors (NAME.json is written beside); with --lambdas, a folder")
-    p.add_argument("--lambdas", type=parse_floats, help="comma-separated lambda sweep, one checkpoint per value")
-    p.add_argument("--resume", action="store_true", help="continue training the checkpoint at --out")
+    p.add_argument(
+        "--orl", help="ORL faces root: only identities s1-s10 are used (s11-s40 are attack victims)"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="checkpoint path NAME.safetensors (NAME.json is written beside); with --lambdas, a folder",
+    )
+    p.add_argument(
+        "--lambdas",
+        type=parse_floats,
+        help="comma-separated lambda sweep, one checkpoint per value",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue training the checkpoint at --out"
+    )
     defaults = PrivatizerConfig()
-    p.add_argument("--teacher", default=defaults.teacher, help="teacher name (see `lifeveil info --teachers`)")
-    p.add_argument("--lam", type=float, default=defaults.lam, help="lambda: weight of KL (nats) against utility")
+    p.add_argument(
+        "--teacher", default=defaults.teacher, help="teacher name (see `lifeveil info --teachers`)"
+    )
+    p.add_argument(
+        "--lam",
+        type=float,
+        default=defaults.lam,
+        help="lambda: weight of KL (nats) against utility",
+    )
     p.add_argument("--z-dim", type=int, default=defaults.z_dim, help="dimension of z")
-    p.add_argument("--input-size", type=int, default=defaults.input_size, help="student input side (px)")
+    p.add_argument(
+        "--input-size", type=int, default=defaults.input_size, help="student input side (px)"
+    )
     p.add_argument("--utility-loss", choices=["cosine", "mse"], default=defaults.utility_loss)
-    p.add_argument("--clip-frames", type=int, default=defaults.clip_frames, help="frames pooled per z (clip mode if >1)")
-    p.add_argument("--deploy-mode", choices=["mean", "sample"], default=defaults.deploy_mode, help="what privatize() releases by default")
+    p.add_argument(
+        "--clip-frames",
+        type=int,
+        default=defaults.clip_frames,
+        help="frames pooled per z (clip mode if >1)",
+    )
+    p.add_argument(
+        "--deploy-mode",
+        choices=["mean", "sample"],
+        default=defaults.deploy_mode,
+        help="what privatize() releases by default",
+    )
     p.add_argument("--student-init", choices=["imagenet", "random"], default=defaults.student_init)
     t = TrainConfig()
     p.add_argument("--epochs", type=int, default=t.epochs)
@@ -61,9 +94,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _model_config(args: argparse.Namespace, teacher_dim: int) -> PrivatizerConfig:
     return PrivatizerConfig(
-        teacher=args.teacher, teacher_dim=teacher_dim, input_size=args.input_size, z_dim=args.z_dim,
-        utility_loss=args.utility_loss, lam=args.lam, clip_frames=args.clip_frames,
-        deploy_mode=args.deploy_mode, student_init=args.student_init,
+        teacher=args.teacher,
+        teacher_dim=teacher_dim,
+        input_size=args.input_size,
+        z_dim=args.z_dim,
+        utility_loss=args.utility_loss,
+        lam=args.lam,
+        clip_frames=args.clip_frames,
+        deploy_mode=args.deploy_mode,
+        student_init=args.student_init,
         frozen_blocks=PrivatizerConfig().frozen_blocks if args.student_init == "imagenet" else 0,
     )
 
@@ -74,18 +113,31 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--epochs, --batch-size and --views must be >= 1")
     teacher = create_teacher(args.teacher)
     cfg = _model_config(args, teacher.embed_dim)
-    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, views=args.views, seed=args.seed)
+    tcfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, views=args.views, seed=args.seed
+    )
     t0 = time.perf_counter()
     frames = collect_frames(args.inputs, args.sun8, args.orl, args.video_fps, cfg.clip_frames)
     print(f"training data: {len(frames)} frames from " + "; ".join(frames.sources))
-    cache = build_view_cache(frames, teacher, build_model(cfg, tcfg.seed).student, cfg.input_size,
-                             tcfg.views, tcfg.seed, progress=not args.quiet)
+    cache = build_view_cache(
+        frames,
+        teacher,
+        build_model(cfg, tcfg.seed).student,
+        cfg.input_size,
+        tcfg.views,
+        tcfg.seed,
+        progress=not args.quiet,
+    )
     meta = {"sources": frames.sources, "command": "lifeveil train " + " ".join(_argv_echo(args))}
     outs = _outputs(args)
     for lam, out in outs:
-        result = train_privatizer(cfg.replace(lam=lam), tcfg, cache, out, meta, args.resume, not args.quiet)
+        result = train_privatizer(
+            cfg.replace(lam=lam), tcfg, cache, out, meta, args.resume, not args.quiet
+        )
         last = result.history[-1]
-        print(f"lambda={lam:g}: {out}  KL {last['kl_bits']:.1f} bits/frame, train cos {1 - last['utility_loss']:.3f}")
+        print(
+            f"lambda={lam:g}: {out}  KL {last['kl_bits']:.1f} bits/frame, train cos {1 - last['utility_loss']:.3f}"
+        )
     if args.lambdas:
         _write_sweep_index(Path(args.out), outs)
     print(f"done in {time.perf_counter() - t0:.0f} s")
@@ -97,14 +149,18 @@ def _outputs(args: argparse.Namespace) -> list[tuple[float, Path]]:
         return [(args.lam, Path(args.out))]
     folder = Path(args.out)
     if folder.suffix == ".safetensors":
-        raise InputError("--lambdas writes one checkpoint per value: give --out a folder, not a .safetensors path")
+        raise InputError(
+            "--lambdas writes one checkpoint per value: give --out a folder, not a .safetensors path"
+        )
     return [(lam, folder / f"lambda_{lam:g}.safetensors") for lam in args.lambdas]
 
 
 def _write_sweep_index(folder: Path, outs: list[tuple[float, Path]]) -> None:
     from lifeveil.io import write_json
 
-    write_json(folder / "sweep.json", {"checkpoints": [{"lambda": lam, "path": p.name} for lam, p in outs]})
+    write_json(
+        folder / "sweep.json", {"checkpoints": [{"lambda": lam, "path": p.name} for lam, p in outs]}
+    )
 
 
 def _argv_echo(args: argparse.Namespace) -> list[str]:

@@ -70,14 +70,20 @@ def _read_all(paths: list[Path], desc: str, max_side: int | None) -> list[np.nda
             import cv2
 
             s = max_side / max(img.shape[:2])
-            img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(
+                img,
+                (round(img.shape[1] * s), round(img.shape[0] * s)),
+                interpolation=cv2.INTER_AREA,
+            )
         images.append(img)
     return images
 
 
 def _read_labels_csv(csv_path: Path, label_column: str) -> list[dict[str, str]]:
     if not csv_path.is_file():
-        raise DatasetError(f"{csv_path}: labels file missing (expected a CSV with columns path,{label_column})")
+        raise DatasetError(
+            f"{csv_path}: labels file missing (expected a CSV with columns path,{label_column})"
+        )
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or "path" not in rows[0] or label_column not in rows[0]:
@@ -107,7 +113,9 @@ def load_csv_images(
     paths = [root / r["path"] for r in rows]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise DatasetError(f"{missing[0]}: listed in {root / csv_name} but missing ({len(missing)} missing)")
+        raise DatasetError(
+            f"{missing[0]}: listed in {root / csv_name} but missing ({len(missing)} missing)"
+        )
     labels = np.array([r[label_column] for r in rows])
     return LabelledImages(_read_all(paths, root.name, max_side), labels, paths)
 
@@ -118,7 +126,10 @@ def load_orl(root: str | Path, identities: Sequence[str] | None = None) -> Label
     Images are 112x92 grey, returned as RGB uint8; ordered by identity number then image number.
     """
     root = Path(root)
-    dirs = sorted((d for d in root.glob("s*") if d.is_dir() and d.name[1:].isdigit()), key=lambda d: int(d.name[1:]))
+    dirs = sorted(
+        (d for d in root.glob("s*") if d.is_dir() and d.name[1:].isdigit()),
+        key=lambda d: int(d.name[1:]),
+    )
     if not dirs:
         raise DatasetError(f"{root}: no ORL identity folders (expected sX/Y.pgm, e.g. s1/1.pgm)")
     wanted = set(identities) if identities is not None else None
@@ -186,5 +197,7 @@ def load_action_clips(root: str | Path) -> list[ClipInfo]:
         path = root / r["file"]
         if not path.is_file():
             raise DatasetError(f"{path}: listed in {csv_path} but missing")
-        clips.append(ClipInfo(path, r["label"], float(r.get("fps") or 0), int(r.get("frames_decoded") or 0)))
+        clips.append(
+            ClipInfo(path, r["label"], float(r.get("fps") or 0), int(r.get("frames_decoded") or 0))
+        )
     return clips

@@ -59,7 +59,9 @@ def probe_video(path: str | Path) -> VideoInfo:
         if not seconds and container.duration:
             seconds = container.duration / 1e6
         frames = stream.frames or int(round(seconds * fps))
-        return VideoInfo(stream.codec_context.width, stream.codec_context.height, fps, frames, seconds)
+        return VideoInfo(
+            stream.codec_context.width, stream.codec_context.height, fps, frames, seconds
+        )
 
 
 def iter_video_frames(

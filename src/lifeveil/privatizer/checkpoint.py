@@ -60,10 +60,14 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Privatiz
         candidates = sorted(path.glob("*.safetensors"))
         candidates = [c for c in candidates if not c.name.endswith(".resume.safetensors")]
         if len(candidates) != 1:
-            raise CheckpointError(f"{path}: expected exactly one .safetensors checkpoint in the folder")
+            raise CheckpointError(
+                f"{path}: expected exactly one .safetensors checkpoint in the folder"
+            )
         path = candidates[0]
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found (expected NAME.safetensors with NAME.json beside it)")
+        raise CheckpointError(
+            f"{path}: checkpoint not found (expected NAME.safetensors with NAME.json beside it)"
+        )
     cfg = PrivatizerConfig.load(config_path(path))
     try:
         state = load_file(str(path))

@@ -24,7 +24,9 @@ class PrivatizerConfig:
     student_blocks: int = 14  # MobileNetV2 feature blocks kept (14 = up to the 96-ch stage)
     student_channels: int = 256  # channels of the student's last 1x1 conv before pooling
     student_init: str = "imagenet"  # "imagenet" (trunk from ImageNet MobileNetV2) or "random"
-    frozen_blocks: int = 7  # leading trunk blocks kept frozen in training (their outputs are cached)
+    frozen_blocks: int = (
+        7  # leading trunk blocks kept frozen in training (their outputs are cached)
+    )
     z_dim: int = 64  # dimension of the Minimal Sufficient Representation z
     decoder_hidden: int = 512  # hidden width of the utility decoder z -> teacher space
     utility_loss: str = "cosine"  # "cosine" or "mse" between decoded z and teacher embedding
@@ -35,13 +37,21 @@ class PrivatizerConfig:
 
     def __post_init__(self) -> None:
         if self.utility_loss not in ("cosine", "mse"):
-            raise CheckpointError(f"utility_loss must be 'cosine' or 'mse', got {self.utility_loss!r}")
+            raise CheckpointError(
+                f"utility_loss must be 'cosine' or 'mse', got {self.utility_loss!r}"
+            )
         if self.deploy_mode not in ("mean", "sample"):
-            raise CheckpointError(f"deploy_mode must be 'mean' or 'sample', got {self.deploy_mode!r}")
+            raise CheckpointError(
+                f"deploy_mode must be 'mean' or 'sample', got {self.deploy_mode!r}"
+            )
         if self.student_init not in ("imagenet", "random"):
-            raise CheckpointError(f"student_init must be 'imagenet' or 'random', got {self.student_init!r}")
+            raise CheckpointError(
+                f"student_init must be 'imagenet' or 'random', got {self.student_init!r}"
+            )
         if not 0 <= self.frozen_blocks <= self.student_blocks:
-            raise CheckpointError(f"frozen_blocks must be in 0..{self.student_blocks}, got {self.frozen_blocks}")
+            raise CheckpointError(
+                f"frozen_blocks must be in 0..{self.student_blocks}, got {self.frozen_blocks}"
+            )
         if self.z_dim < 1 or self.input_size < 32 or self.clip_frames < 1 or self.lam < 0:
             raise CheckpointError(
                 f"invalid config: z_dim={self.z_dim} (>=1), input_size={self.input_size} (>=32), "
@@ -77,7 +87,9 @@ class PrivatizerConfig:
         try:
             data = json.loads(p.read_text())
         except FileNotFoundError:
-            raise CheckpointError(f"{p}: config file missing (expected JSON beside the checkpoint)") from None
+            raise CheckpointError(
+                f"{p}: config file missing (expected JSON beside the checkpoint)"
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{p}: not a valid JSON config ({exc})") from None
         if not isinstance(data, dict):

@@ -48,7 +48,9 @@ def _read_csv_paths(csv_path: Path) -> list[Path]:
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or "path" not in rows[0]:
-        raise InputError(f"{csv_path}: expected a CSV with a 'path' column (relative to the CSV's folder)")
+        raise InputError(
+            f"{csv_path}: expected a CSV with a 'path' column (relative to the CSV's folder)"
+        )
     return [csv_path.parent / r["path"] for r in rows]
 
 
@@ -77,7 +79,9 @@ def collect_frames(
         data = load_orl(orl, ORL_TRAIN_IDENTITIES)
         for img in data.images:
             out.add_group([img])
-        out.sources.append(f"orl:{orl} identities {ORL_TRAIN_IDENTITIES[0]}-{ORL_TRAIN_IDENTITIES[-1]} ({len(data)} images)")
+        out.sources.append(
+            f"orl:{orl} identities {ORL_TRAIN_IDENTITIES[0]}-{ORL_TRAIN_IDENTITIES[-1]} ({len(data)} images)"
+        )
     if not out.frames:
         raise InputError("no training frames: give image folders, CSVs, videos, --sun8 or --orl")
     return out
@@ -87,7 +91,9 @@ def _shrink(img: np.ndarray, max_side: int) -> np.ndarray:
     s = max_side / max(img.shape[:2])
     if s >= 1:
         return img
-    return cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA
+    )
 
 
 def _add_input(out: FrameSet, path: Path, fps: float, clip_frames: int, max_side: int) -> None:
@@ -137,8 +143,14 @@ class ViewCache:
 
 @torch.inference_mode()
 def build_view_cache(
-    frames: FrameSet, teacher: Teacher, student: StudentEncoder, input_size: int, views: int, seed: int,
-    batch_size: int = 32, progress: bool = True,
+    frames: FrameSet,
+    teacher: Teacher,
+    student: StudentEncoder,
+    input_size: int,
+    views: int,
+    seed: int,
+    batch_size: int = 32,
+    progress: bool = True,
 ) -> ViewCache:
     """Make ``views`` views per frame (view 0 = centre crop, others random), run the teacher and
     the student's frozen blocks on each. Deterministic for a given seed."""
@@ -149,10 +161,19 @@ def build_view_cache(
     bar = tqdm(total=len(jobs), desc="teacher targets", unit="view", disable=not progress)
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
-        crops = [frames.frames[i] if v == 0 else random_view(frames.frames[i], rng) for i, v in batch]
+        crops = [
+            frames.frames[i] if v == 0 else random_view(frames.frames[i], rng) for i, v in batch
+        ]
         crops = [resize_center_crop(np.ascontiguousarray(c), teacher.input_size) for c in crops]
         targets.append(teacher(to_float_batch(crops, teacher.input_size)))
-        small = torch.from_numpy(np.stack([cv2.resize(c, (input_size, input_size), interpolation=cv2.INTER_AREA) for c in crops]))
+        small = torch.from_numpy(
+            np.stack(
+                [
+                    cv2.resize(c, (input_size, input_size), interpolation=cv2.INTER_AREA)
+                    for c in crops
+                ]
+            )
+        )
         feats.append(student.frozen_features(small.permute(0, 3, 1, 2).float().div(255.0)))
         groups.extend(frames.groups[i] for i, _ in batch)
         bar.update(len(batch))

@@ -26,13 +26,25 @@ class Encoded:
     z: list[np.ndarray] = field(default_factory=list)
     rows: list[dict[str, object]] = field(default_factory=list)
 
-    def add(self, z: np.ndarray, kl_bits: np.ndarray, source: str, frames: Sequence[int], times: Sequence[float]) -> None:
+    def add(
+        self,
+        z: np.ndarray,
+        kl_bits: np.ndarray,
+        source: str,
+        frames: Sequence[int],
+        times: Sequence[float],
+    ) -> None:
         """Append z rows (N, d) from one source."""
         for j in range(len(z)):
-            self.rows.append({
-                "row": len(self.rows), "source": source, "frame": int(frames[j]),
-                "timestamp_s": round(float(times[j]), 4), "kl_bits": round(float(kl_bits[j]), 2),
-            })
+            self.rows.append(
+                {
+                    "row": len(self.rows),
+                    "source": source,
+                    "frame": int(frames[j]),
+                    "timestamp_s": round(float(times[j]), 4),
+                    "kl_bits": round(float(kl_bits[j]), 2),
+                }
+            )
         self.z.append(z)
 
     def matrix(self) -> np.ndarray:
@@ -53,11 +65,15 @@ def _expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
         elif p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
             files.append(p)
         else:
-            raise InputError(f"{p}: unsupported file type (expected an image {IMAGE_SUFFIXES} or video {VIDEO_SUFFIXES})")
+            raise InputError(
+                f"{p}: unsupported file type (expected an image {IMAGE_SUFFIXES} or video {VIDEO_SUFFIXES})"
+            )
     return files
 
 
-def _video_chunks(path: Path, fps: float, chunk: int) -> Iterator[tuple[list[np.ndarray], list[int], list[float]]]:
+def _video_chunks(
+    path: Path, fps: float, chunk: int
+) -> Iterator[tuple[list[np.ndarray], list[int], list[float]]]:
     frames, idx, times = [], [], []
     for f in iter_video_frames(path, fps=fps):
         frames.append(f.image)
@@ -71,7 +87,10 @@ def _video_chunks(path: Path, fps: float, chunk: int) -> Iterator[tuple[list[np.
 
 
 def encode_inputs(
-    privatizer: Privatizer, inputs: Sequence[str | Path], fps: float = 2.0, mode: str | None = None,
+    privatizer: Privatizer,
+    inputs: Sequence[str | Path],
+    fps: float = 2.0,
+    mode: str | None = None,
     progress: bool = True,
 ) -> Encoded:
     """Privatize every image and every sampled video frame (or clip, in clip mode)."""
@@ -79,7 +98,9 @@ def encode_inputs(
     files = _expand_inputs(inputs)
     images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
     videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-    for start in tqdm(range(0, len(images), 64), desc="images", disable=not progress or len(images) < 64):
+    for start in tqdm(
+        range(0, len(images), 64), desc="images", disable=not progress or len(images) < 64
+    ):
         batch = images[start : start + 64]
         rep = privatizer.privatize([load_image(p) for p in batch], mode)
         for j, p in enumerate(batch):
@@ -89,7 +110,9 @@ def encode_inputs(
     return out
 
 
-def _encode_video(privatizer: Privatizer, video: Path, fps: float, mode: str | None, out: Encoded) -> None:
+def _encode_video(
+    privatizer: Privatizer, video: Path, fps: float, mode: str | None, out: Encoded
+) -> None:
     t = privatizer.cfg.clip_frames
     if t > 1:  # clip mode: one z per window of t sampled frames
         for frames, idx, times in _video_chunks(video, fps, t):
@@ -101,15 +124,16 @@ def _encode_video(privatizer: Privatizer, video: Path, fps: float, mode: str | N
         out.add(rep.z, rep.kl_bits, str(video), idx, times)
 
 
-def write_encoded(encoded: Encoded, out_dir: str | Path, dtype: str = "float16") -> tuple[Path, Path]:
+def write_encoded(
+    encoded: Encoded, out_dir: str | Path, dtype: str = "float16"
+) -> tuple[Path, Path]:
     """Write ``z.npy`` (N, d) and ``index.csv`` atomically into ``out_dir``."""
     if dtype not in ("float16", "float32"):
         raise InputError(f"dtype must be float16 or float32, got {dtype!r}")
     out_dir = Path(out_dir)
     z_path, index_path = out_dir / "z.npy", out_dir / "index.csv"
-    with atomic_path(z_path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, encoded.matrix().astype(dtype))
+    with atomic_path(z_path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, encoded.matrix().astype(dtype))
     with atomic_open(index_path, "w") as fh:
         writer = csv.DictWriter(fh, fieldnames=INDEX_COLUMNS)
         writer.writeheader()

@@ -12,7 +12,9 @@ from lifeveil.privatizer.model import DeployedPrivatizer
 from lifeveil.privatizer.privatizer import Privatizer
 
 
-def export_onnx(privatizer: Privatizer, out: str | Path, mode: str | None = None, opset: int = 17) -> Path:
+def export_onnx(
+    privatizer: Privatizer, out: str | Path, mode: str | None = None, opset: int = 17
+) -> Path:
     """Write an ONNX graph: input ``pixels`` (N, 3, S, S) float32 in [0, 1], RGB, centre-cropped.
 
     mode "mean" -> output ``z`` = mu. mode "sample" -> a second input ``eps`` (N, z_dim) of
@@ -29,6 +31,14 @@ def export_onnx(privatizer: Privatizer, out: str | Path, mode: str | None = None
     axes = {n: {0: "batch"} for n in [*names, "z"]}
     with atomic_path(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, args, str(tmp), input_names=names, output_names=["z"], dynamic_axes=axes,
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            net,
+            args,
+            str(tmp),
+            input_names=names,
+            output_names=["z"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
     return Path(out)

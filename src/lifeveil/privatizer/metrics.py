@@ -30,7 +30,9 @@ def model_cost(net: nn.Module, input_size: int) -> Cost:
     """Parameters and MFLOPs of ``net`` for one (1, 3, S, S) input."""
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         net(torch.rand(1, 3, input_size, input_size))
-    return Cost(sum(p.numel() for p in net.parameters()), counter.get_total_flops() / 1e6, input_size)
+    return Cost(
+        sum(p.numel() for p in net.parameters()), counter.get_total_flops() / 1e6, input_size
+    )
 
 
 def privatizer_cost(privatizer: Privatizer) -> Cost:
@@ -38,7 +40,9 @@ def privatizer_cost(privatizer: Privatizer) -> Cost:
     return model_cost(DeployedPrivatizer(privatizer.model).eval(), privatizer.input_size)
 
 
-def throughput(net: Callable[[torch.Tensor], torch.Tensor], input_size: int, batch: int, repeats: int = 5) -> float:
+def throughput(
+    net: Callable[[torch.Tensor], torch.Tensor], input_size: int, batch: int, repeats: int = 5
+) -> float:
     """Median frames/s of ``net`` on random (batch, 3, S, S) inputs, after one warm-up call."""
     x = torch.rand(batch, 3, input_size, input_size)
     times = []
@@ -62,11 +66,23 @@ class HeldOut:
     cosine_sampled: float  # same with z sampled
 
 
-def evaluate_heldout(privatizer: Privatizer, teacher: Teacher, images: Sequence[np.ndarray]) -> HeldOut:
+def evaluate_heldout(
+    privatizer: Privatizer, teacher: Teacher, images: Sequence[np.ndarray]
+) -> HeldOut:
     """KL bits per frame and cosine(decoded z, teacher) on images not used in training."""
     rep = privatizer.privatize(images, mode="mean")
     with torch.inference_mode():
-        target = torch.cat([teacher(to_float_batch(images[i : i + 32], teacher.input_size)) for i in range(0, len(images), 32)])
+        target = torch.cat(
+            [
+                teacher(to_float_batch(images[i : i + 32], teacher.input_size))
+                for i in range(0, len(images), 32)
+            ]
+        )
     sampled = privatizer._release(rep.mu, rep.logvar, "sample").z  # noqa: SLF001 - same posterior, sampled
-    cos = [torch.nn.functional.cosine_similarity(torch.from_numpy(privatizer.decode(z)), target).mean().item() for z in (rep.z, sampled)]
+    cos = [
+        torch.nn.functional.cosine_similarity(torch.from_numpy(privatizer.decode(z)), target)
+        .mean()
+        .item()
+        for z in (rep.z, sampled)
+    ]
     return HeldOut(len(images), float(rep.kl_bits.mean()), float(rep.kl_bits.std()), cos[0], cos[1])

