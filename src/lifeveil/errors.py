@@ -59,3 +59,19 @@ class VaultIntegrityError(VaultError):
 
 class SegmentNotFoundError(VaultError):
     """No segment in the vault has the requested id (it may have been deleted)."""
+
+
+class EgressRefusedError(ProtocolError):
+    """The egress guard refused to serialise something that is not a valid z record."""
+
+
+class AuthError(ProtocolError):
+    """A request had no credentials, unknown credentials, or credentials of the wrong kind."""
+
+
+class ReplayError(ProtocolError):
+    """A request reused a nonce, or its timestamp is outside the server's replay window."""
+
+
+class NameTakenError(InputError):
+    """A tenant, user, device or head name is already in use where it must be unique."""

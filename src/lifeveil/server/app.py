@@ -1,0 +1,55 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from lifeveil import __version__
+from lifeveil.server.api import router
+from lifeveil.server.config import ServerConfig
+from lifeveil.server.http import (
+    BodySizeLimit,
+    PaddedJSONResponse,
+    ServerState,
+    install_error_handlers,
+)
+from lifeveil.server.store import ZStore, create_store
+
+
+def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
+    """The LifeVeil server as an ASGI app.
+
+    Args:
+        config: server configuration (z dimension, wire dtype, limits, store backend).
+        store: an open store to use; by default the configured backend is opened here and
+            closed when the app shuts down.
+
+    No response compression middleware is installed, on purpose: compressed sizes would
+    leak content; JSON answers are padded to power-of-two lengths instead. Serve it over TLS with :func:`lifeveil.server.run.serve`.
+    """
+    owned = store is None
+    state = ServerState(config, store if store is not None else create_store(config))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            state.store.close()
+
+    app = FastAPI(
+        title="LifeVeil server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/v1/openapi.json",
+        default_response_class=PaddedJSONResponse,
+    )
+    app.state.lifeveil = state
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.include_router(router)
+    return app

@@ -1,0 +1,107 @@
+"""Server configuration: typed, saved as ``server.toml`` in the data directory."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from lifeveil.errors import InputError
+from lifeveil.io import atomic_open
+from lifeveil.transport.frame import WireSpec
+
+CONFIG_FILE = "server.toml"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server needs besides host and port.
+
+    Attributes:
+        data_dir: holds ``server.toml``, the database and the TLS certificate and key.
+        z_dim: dimension d of stored z; fixed for the life of a database.
+        wire_dtype: frame payload encoding the uplink accepts (``fp16`` or ``int8``).
+        store: name of the store backend (see ``lifeveil.server.store.list_stores``).
+        max_body_bytes: largest HTTP request body accepted (413 above).
+        max_frames_per_post: most frames in one ``POST /v1/frames`` batch.
+        replay_window_s: accepted clock skew for ``X-LifeVeil-Timestamp``; nonces are
+            remembered this long.
+        max_k: largest k for k-NN queries.
+        max_classify_batch: most vectors in one classify query.
+        max_timeline_records: most records one timeline query may scan (413 above; narrow
+            the time range).
+        sqlite_synchronous: ``FULL`` makes an ack mean "survives power loss"; ``NORMAL`` is
+            faster and still survives a killed process.
+    """
+
+    data_dir: Path
+    z_dim: int = 64
+    wire_dtype: str = "fp16"
+    store: str = "sqlite"
+    max_body_bytes: int = 1 << 20
+    max_frames_per_post: int = 64
+    replay_window_s: float = 300.0
+    max_k: int = 100
+    max_classify_batch: int = 256
+    max_timeline_records: int = 200_000
+    sqlite_synchronous: str = "FULL"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        _ = self.wire  # raises ProtocolError for a bad z_dim or wire_dtype
+        if self.sqlite_synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise InputError("sqlite_synchronous must be FULL, NORMAL or EXTRA")
+
+    @property
+    def wire(self) -> WireSpec:
+        """The frame format this server accepts."""
+        return WireSpec(z_dim=self.z_dim, dtype=self.wire_dtype)  # type: ignore[arg-type]
+
+    @property
+    def db_path(self) -> Path:
+        """SQLite database file."""
+        return self.data_dir / "lifeveil.db"
+
+    @property
+    def cert_path(self) -> Path:
+        """PEM certificate (self-signed unless replaced by the operator)."""
+        return self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def key_path(self) -> Path:
+        """PEM private key (mode 0600)."""
+        return self.data_dir / "tls" / "key.pem"
+
+    @classmethod
+    def load(cls, data_dir: str | Path, **overrides: Any) -> ServerConfig:
+        """Read ``DATA_DIR/server.toml`` if present, then apply ``overrides``."""
+        path = Path(data_dir) / CONFIG_FILE
+        values: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                values = tomllib.loads(path.read_text())
+            except tomllib.TOMLDecodeError as exc:
+                raise InputError(f"{path}: not valid TOML ({exc}); fix or delete it") from exc
+        known = {f.name for f in fields(cls)} - {"data_dir"}
+        unknown = set(values) - known
+        if unknown:
+            raise InputError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        config = cls(data_dir=Path(data_dir), **values)
+        return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+    def save(self) -> Path:
+        """Write ``server.toml`` (all fields but ``data_dir``) atomically; returns its path."""
+        path = self.data_dir / CONFIG_FILE
+        with atomic_open(path) as fh:
+            fh.write("# LifeVeil server configuration (see lifeveil.server.config.ServerConfig)\n")
+            for key, value in asdict(self).items():
+                if key != "data_dir":
+                    fh.write(f"{key} = {_toml_value(value)}\n")
+        return path
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

@@ -1,0 +1,384 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+WAL lets the CLI (``add-tenant``, ``train-head``...) read and write while the server runs.
+One connection serialised by a lock is plenty for a home server; ``synchronous=FULL`` (the
+default) means an ack is only sent once the record would survive a power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lifeveil.errors import InputError, NameTakenError, ShapeError, UnknownNameError
+from lifeveil.server.config import ServerConfig
+from lifeveil.server.heads import LinearHead
+from lifeveil.server.store import (
+    DeviceInfo,
+    Principal,
+    PrincipalKind,
+    RecordBatch,
+    Tenant,
+    ZStore,
+    register_store,
+)
+from lifeveil.transport.frame import AckStatus
+from lifeveil.transport.record import ZRecord
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_us INTEGER NOT NULL
+);
+-- Users, devices and admins: one token namespace. Only SHA-256 hashes of tokens are kept.
+CREATE TABLE IF NOT EXISTS principals (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('admin', 'user', 'device')),
+    tenant_id INTEGER REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_us INTEGER NOT NULL,
+    last_seen_us INTEGER,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (tenant_id, kind, name)
+);
+CREATE TABLE IF NOT EXISTS z_records (
+    device_id INTEGER NOT NULL REFERENCES principals(id),
+    seq INTEGER NOT NULL,
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    timestamp_us INTEGER NOT NULL,
+    z BLOB NOT NULL,                -- float32 little-endian, d values
+    received_us INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq)    -- resends of a seq are deduplicated here
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS z_records_by_time ON z_records (tenant_id, timestamp_us);
+CREATE TABLE IF NOT EXISTS heads (
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    classes TEXT NOT NULL,          -- JSON list of label names
+    coef BLOB NOT NULL,             -- float32 (C, d)
+    intercept BLOB NOT NULL,        -- float32 (C,)
+    n_train INTEGER NOT NULL,
+    metrics TEXT NOT NULL,          -- JSON
+    created_us INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    principal_id INTEGER NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_us INTEGER NOT NULL,
+    PRIMARY KEY (principal_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces (expires_us);
+"""
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class SQLiteStore(ZStore):
+    """:class:`ZStore` in one SQLite database file (WAL journal).
+
+    Args:
+        path: database file; created with its folder if missing.
+        z_dim: dimension of stored z; must match the dimension the file was created with.
+        synchronous: SQLite ``synchronous`` pragma (``FULL``, ``NORMAL`` or ``EXTRA``).
+    """
+
+    def __init__(self, path: str | Path, z_dim: int, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.z_dim = z_dim
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._nonce_inserts = 0
+        try:
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            self._setup(synchronous)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path}: cannot open as a LifeVeil database ({exc})") from exc
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> SQLiteStore:
+        """Open ``config.db_path`` with the configured dimension and durability."""
+        return cls(config.db_path, config.z_dim, config.sqlite_synchronous)
+
+    def _setup(self, synchronous: str) -> None:
+        mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise InputError(f"{self.path}: SQLite refused WAL mode (got {mode}); use a local disk")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        with self._lock:
+            self._conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + "\nCOMMIT;")
+        with self._transaction() as db:
+            self._check_meta(db)
+
+    def _check_meta(self, db: sqlite3.Connection) -> None:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if not meta:
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("z_dim", str(self.z_dim))],
+            )
+            return
+        if int(meta["schema_version"]) != SCHEMA_VERSION:
+            raise InputError(
+                f"{self.path}: schema version {meta['schema_version']}, this LifeVeil reads "
+                f"{SCHEMA_VERSION}; use the matching LifeVeil version"
+            )
+        if int(meta["z_dim"]) != self.z_dim:
+            raise ShapeError(
+                f"{self.path} stores z of dimension {meta['z_dim']} but the configuration says "
+                f"{self.z_dim}; fix z_dim in server.toml or use a new data directory"
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- tenants and principals ---------------------------------------------------------
+    def create_tenant(self, name: str) -> Tenant:
+        try:
+            with self._transaction() as db:
+                cur = db.execute(
+                    "INSERT INTO tenants (name, created_us) VALUES (?, ?)", (name, _now_us())
+                )
+        except sqlite3.IntegrityError:
+            raise NameTakenError(f"tenant {name!r} already exists") from None
+        return Tenant(int(cur.lastrowid or 0), name)
+
+    def get_tenant(self, name: str) -> Tenant | None:
+        rows = self._query("SELECT id, name FROM tenants WHERE name = ?", (name,))
+        return Tenant(*rows[0]) if rows else None
+
+    def list_tenants(self) -> list[Tenant]:
+        return [Tenant(*row) for row in self._query("SELECT id, name FROM tenants ORDER BY name")]
+
+    def add_principal(
+        self, kind: PrincipalKind, name: str, token_hash: str, tenant_id: int | None
+    ) -> Principal:
+        if (kind == "admin") != (tenant_id is None):
+            raise InputError("admins have no tenant; users and devices need one")
+        try:
+            with self._transaction() as db:
+                cur = db.execute(
+                    "INSERT INTO principals (kind, tenant_id, name, token_hash, created_us) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (kind, tenant_id, name, token_hash, _now_us()),
+                )
+        except sqlite3.IntegrityError:
+            raise NameTakenError(f"a {kind} named {name!r} already exists in this tenant") from None
+        principal = self._principal_where("p.id = ?", (cur.lastrowid,))
+        assert principal is not None
+        return principal
+
+    def _principal_where(self, where: str, params: Sequence[object]) -> Principal | None:
+        rows = self._query(
+            "SELECT p.id, p.kind, p.name, p.tenant_id, t.name FROM principals p "
+            f"LEFT JOIN tenants t ON t.id = p.tenant_id WHERE p.revoked = 0 AND {where}",
+            params,
+        )
+        return Principal(*rows[0]) if rows else None
+
+    def find_principal(self, token_hash: str) -> Principal | None:
+        return self._principal_where("p.token_hash = ?", (token_hash,))
+
+    def get_device(self, tenant_id: int, name: str) -> Principal | None:
+        return self._principal_where(
+            "p.kind = 'device' AND p.tenant_id = ? AND p.name = ?", (tenant_id, name)
+        )
+
+    def list_devices(self, tenant_id: int) -> list[DeviceInfo]:
+        rows = self._query(
+            "SELECT p.name, (SELECT COUNT(*) FROM z_records r WHERE r.device_id = p.id), "
+            "p.created_us, p.last_seen_us FROM principals p "
+            "WHERE p.kind = 'device' AND p.tenant_id = ? AND p.revoked = 0 ORDER BY p.name",
+            (tenant_id,),
+        )
+        return [DeviceInfo(*row) for row in rows]
+
+    def revoke_principal(self, principal_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE principals SET revoked = 1 WHERE id = ?", (principal_id,))
+
+    # -- records --------------------------------------------------------------------------
+    def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
+        if device.kind != "device" or device.tenant_id is None:
+            raise InputError(f"only devices store records, not a {device.kind}")
+        now = _now_us()
+        statuses = []
+        with self._transaction() as db:
+            for record in records:
+                statuses.append(self._put_one(db, device, record, now))
+            db.execute("UPDATE principals SET last_seen_us = ? WHERE id = ?", (now, device.id))
+        return statuses
+
+    def _put_one(
+        self, db: sqlite3.Connection, device: Principal, record: ZRecord, now: int
+    ) -> AckStatus:
+        blob = self._z_blob(record.z)
+        cur = db.execute(
+            "INSERT INTO z_records (device_id, seq, tenant_id, timestamp_us, z, received_us) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING",
+            (device.id, int(record.seq), device.tenant_id, int(record.timestamp_us), blob, now),
+        )
+        if cur.rowcount == 1:
+            return AckStatus.STORED
+        existing = db.execute(
+            "SELECT timestamp_us, z FROM z_records WHERE device_id = ? AND seq = ?",
+            (device.id, int(record.seq)),
+        ).fetchone()
+        same = existing == (int(record.timestamp_us), blob)
+        return AckStatus.DUPLICATE if same else AckStatus.CONFLICT
+
+    def _z_blob(self, z: np.ndarray) -> bytes:
+        if z.shape != (self.z_dim,):
+            raise ShapeError(f"z has shape {z.shape}; this store holds ({self.z_dim},)")
+        return np.ascontiguousarray(z, dtype="<f4").tobytes()
+
+    def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
+        sql, params = "SELECT COUNT(*) FROM z_records WHERE tenant_id = ?", [tenant_id]
+        if device_id is not None:
+            sql, params = sql + " AND device_id = ?", [*params, device_id]
+        return int(self._query(sql, params)[0][0])
+
+    def load_records(
+        self,
+        tenant_id: int,
+        *,
+        device_id: int | None = None,
+        t_start_us: int | None = None,
+        t_end_us: int | None = None,
+        limit: int | None = None,
+    ) -> RecordBatch:
+        clauses, params = ["r.tenant_id = ?"], [tenant_id]
+        for clause, value in (
+            ("r.device_id = ?", device_id),
+            ("r.timestamp_us >= ?", t_start_us),
+            ("r.timestamp_us <= ?", t_end_us),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        sql = (
+            "SELECT p.name, r.seq, r.timestamp_us, r.z FROM z_records r "
+            "JOIN principals p ON p.id = r.device_id WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY r.timestamp_us, r.device_id, r.seq"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self._batch(self._query(sql, params))
+
+    def get_records(self, tenant_id: int, keys: Sequence[tuple[str, int]]) -> RecordBatch:
+        rows = []
+        with self._lock:
+            for device, seq in keys:
+                row = self._conn.execute(
+                    "SELECT p.name, r.seq, r.timestamp_us, r.z FROM z_records r "
+                    "JOIN principals p ON p.id = r.device_id "
+                    "WHERE r.tenant_id = ? AND p.name = ? AND p.kind = 'device' AND r.seq = ?",
+                    (tenant_id, device, int(seq)),
+                ).fetchone()
+                if row is None:
+                    raise UnknownNameError(f"no stored record (device={device!r}, seq={seq})")
+                rows.append(row)
+        return self._batch(rows)
+
+    def _batch(self, rows: list[tuple]) -> RecordBatch:
+        z = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").astype(np.float32)
+        return RecordBatch(
+            devices=[r[0] for r in rows],
+            seqs=np.array([r[1] for r in rows], dtype=np.int64),
+            timestamps_us=np.array([r[2] for r in rows], dtype=np.int64),
+            z=z.reshape(len(rows), self.z_dim),
+        )
+
+    # -- heads and replay -----------------------------------------------------------------
+    def put_head(self, tenant_id: int, head: LinearHead) -> None:
+        if head.z_dim != self.z_dim:
+            raise ShapeError(
+                f"head {head.name!r} takes d={head.z_dim}; this store has d={self.z_dim}"
+            )
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO heads (tenant_id, name, classes, coef, intercept, "
+                "n_train, metrics, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant_id,
+                    head.name,
+                    json.dumps(list(head.classes)),
+                    head.coef.astype("<f4").tobytes(),
+                    head.intercept.astype("<f4").tobytes(),
+                    head.n_train,
+                    json.dumps(head.metrics, sort_keys=True),
+                    _now_us(),
+                ),
+            )
+
+    def get_head(self, tenant_id: int, name: str) -> LinearHead | None:
+        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = ? AND name = ?", (tenant_id, name))
+        return self._head(rows[0]) if rows else None
+
+    def list_heads(self, tenant_id: int) -> list[LinearHead]:
+        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = ? ORDER BY name", (tenant_id,))
+        return [self._head(row) for row in rows]
+
+    def _head(self, row: tuple) -> LinearHead:
+        name, classes_json, coef, intercept, n_train, metrics = row
+        classes = tuple(json.loads(classes_json))
+        return LinearHead(
+            name=name,
+            classes=classes,
+            coef=np.frombuffer(coef, dtype="<f4").reshape(len(classes), self.z_dim).copy(),
+            intercept=np.frombuffer(intercept, dtype="<f4").copy(),
+            n_train=int(n_train),
+            metrics=json.loads(metrics),
+        )
+
+    def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:
+        with self._transaction() as db:
+            self._nonce_inserts += 1
+            if self._nonce_inserts % 256 == 0:
+                db.execute("DELETE FROM nonces WHERE expires_us < ?", (now_us,))
+            cur = db.execute(
+                "INSERT INTO nonces (principal_id, nonce, expires_us) VALUES (?, ?, ?) "
+                "ON CONFLICT (principal_id, nonce) DO NOTHING",
+                (principal_id, nonce, expires_us),
+            )
+            return cur.rowcount == 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+_HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics FROM heads"
+
+register_store("sqlite", SQLiteStore.from_config, "one SQLite file in WAL mode (embedded default)")

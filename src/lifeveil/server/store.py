@@ -1,0 +1,221 @@
+"""The server's storage interface, and the registry of backends chosen by name.
+
+Every read takes a ``tenant_id`` that the caller got from authentication, never from the
+request body: tenant isolation is enforced here, in one place, by construction. Backends
+implement :class:`ZStore`; ``sqlite`` (WAL mode, one file) is built in, and a PostgreSQL
+backend can register itself with :func:`register_store` and be chosen in ``server.toml``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from lifeveil.registry import Registry
+from lifeveil.server.heads import LinearHead
+from lifeveil.server.search import cosine_knn
+from lifeveil.transport.frame import AckStatus
+from lifeveil.transport.record import ZRecord
+
+if TYPE_CHECKING:
+    from lifeveil.server.config import ServerConfig
+
+PrincipalKind = Literal["admin", "user", "device"]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """An isolated namespace: one household or organisation, its users, devices and z."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Whoever a token belongs to. Admins have no tenant; users and devices have one."""
+
+    id: int
+    kind: PrincipalKind
+    name: str
+    tenant_id: int | None
+    tenant_name: str | None
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A registered device as shown to its tenant (times in microseconds since the epoch)."""
+
+    name: str
+    n_records: int
+    created_us: int
+    last_seen_us: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class RecordBatch:
+    """Stored records of one tenant, in capture-time order.
+
+    Attributes:
+        devices: device name of each record (length n).
+        seqs: int64 array ``(n,)``.
+        timestamps_us: int64 array ``(n,)``, capture times.
+        z: float32 array ``(n, d)``.
+    """
+
+    devices: list[str]
+    seqs: np.ndarray
+    timestamps_us: np.ndarray
+    z: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+
+@dataclass(frozen=True)
+class NeighborHit:
+    """One k-NN answer."""
+
+    device: str
+    seq: int
+    timestamp_us: int
+    score: float
+
+
+class ZStore(abc.ABC):
+    """Tenants, principals (hashed tokens), z records, heads and replay nonces."""
+
+    z_dim: int
+
+    # -- tenants and principals ---------------------------------------------------------
+    @abc.abstractmethod
+    def create_tenant(self, name: str) -> Tenant:
+        """Create a tenant; NameTakenError if ``name`` exists."""
+
+    @abc.abstractmethod
+    def get_tenant(self, name: str) -> Tenant | None:
+        """The tenant called ``name``, or None."""
+
+    @abc.abstractmethod
+    def list_tenants(self) -> list[Tenant]:
+        """All tenants, by name."""
+
+    @abc.abstractmethod
+    def add_principal(
+        self, kind: PrincipalKind, name: str, token_hash: str, tenant_id: int | None
+    ) -> Principal:
+        """Add a user, device (both need a tenant) or admin (no tenant).
+
+        Only the hash of the token is stored. NameTakenError if the tenant already has a
+        principal of this kind and name.
+        """
+
+    @abc.abstractmethod
+    def find_principal(self, token_hash: str) -> Principal | None:
+        """The non-revoked principal whose token hashes to ``token_hash``, or None."""
+
+    @abc.abstractmethod
+    def get_device(self, tenant_id: int, name: str) -> Principal | None:
+        """Device ``name`` of this tenant, or None (devices of other tenants are invisible)."""
+
+    @abc.abstractmethod
+    def list_devices(self, tenant_id: int) -> list[DeviceInfo]:
+        """This tenant's devices with record counts."""
+
+    @abc.abstractmethod
+    def revoke_principal(self, principal_id: int) -> None:
+        """Disable a token (e.g. a lost device); its stored records stay."""
+
+    # -- records --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
+        """Store records of ``device`` in one durable transaction; idempotent per seq.
+
+        Returns one status per record: STORED (new), DUPLICATE (same seq, identical
+        timestamp and z: ignored) or CONFLICT (same seq, different content: the first one is
+        kept). Also updates the device's last-seen time, so that every call does the same
+        kind of work whether or not it carried new records.
+        """
+
+    @abc.abstractmethod
+    def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
+        """Number of stored records of a tenant (optionally one device)."""
+
+    @abc.abstractmethod
+    def load_records(
+        self,
+        tenant_id: int,
+        *,
+        device_id: int | None = None,
+        t_start_us: int | None = None,
+        t_end_us: int | None = None,
+        limit: int | None = None,
+    ) -> RecordBatch:
+        """Records with ``t_start_us <= timestamp_us <= t_end_us``, by capture time."""
+
+    @abc.abstractmethod
+    def get_records(self, tenant_id: int, keys: Sequence[tuple[str, int]]) -> RecordBatch:
+        """Records by ``(device name, seq)``, in the order given; UnknownNameError if absent."""
+
+    # -- heads and replay -----------------------------------------------------------------
+    @abc.abstractmethod
+    def put_head(self, tenant_id: int, head: LinearHead) -> None:
+        """Store (or replace) a head under ``head.name`` for this tenant."""
+
+    @abc.abstractmethod
+    def get_head(self, tenant_id: int, name: str) -> LinearHead | None:
+        """This tenant's head ``name``, or None."""
+
+    @abc.abstractmethod
+    def list_heads(self, tenant_id: int) -> list[LinearHead]:
+        """This tenant's heads, by name."""
+
+    @abc.abstractmethod
+    def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:
+        """Record a request nonce; False if this principal already used it (a replay).
+
+        Nonces past ``expires_us`` may be forgotten (requests that old are refused by their
+        timestamp anyway).
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+    # -- queries with a portable default ------------------------------------------------------
+    def knn(
+        self, tenant_id: int, query: np.ndarray, k: int, device_id: int | None = None
+    ) -> list[NeighborHit]:
+        """The ``k`` records of this tenant most cosine-similar to ``query`` (shape ``(d,)``).
+
+        Exact brute force over the tenant's z; a backend with a vector index may override.
+        """
+        batch = self.load_records(tenant_id, device_id=device_id)
+        idx, scores = cosine_knn(batch.z, query, k)
+        return [
+            NeighborHit(batch.devices[i], int(batch.seqs[i]), int(batch.timestamps_us[i]), float(s))
+            for i, s in zip(idx, scores, strict=True)
+        ]
+
+
+StoreFactory = Callable[..., ZStore]
+STORES: Registry[ZStore] = Registry("store")
+
+
+def register_store(name: str, factory: StoreFactory, help: str = "") -> None:
+    """Register a backend; ``factory(config=ServerConfig)`` must return a :class:`ZStore`."""
+    STORES.register(name, factory, help)
+
+
+def create_store(config: ServerConfig) -> ZStore:
+    """Open the store named by ``config.store`` (UnknownNameError lists the choices)."""
+    return STORES.create(config.store, config=config)
+
+
+def list_stores() -> dict[str, str]:
+    """Registered backend names with one-line help."""
+    return STORES.describe()
