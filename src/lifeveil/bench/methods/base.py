@@ -1,0 +1,90 @@
+"""The Method contract: images -> what a server would see.
+
+Every method (raw teacher embedding, pixel baselines followed by the teacher, DP embeddings,
+LifeVeil's msr) implements this interface, so tasks and attacks treat them all alike.
+
+What runs where: feature methods (raw-teacher, dp-embedding, msr) compute a vector on the
+device and upload it; pixel methods (blur, pixelate, noise, face-blur, deface) process the
+frame on the device and upload the processed frame, which the server embeds with the teacher.
+:meth:`Method.on_device` is the device's share, timed by :mod:`lifeveil.bench.se`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class Method(abc.ABC):
+    """One privacy method at one parameter setting.
+
+    ``family`` groups settings for plots (one curve per family); ``params`` are the setting;
+    ``seed`` drives any randomness (noise, sampling) so a job is reproducible.
+    """
+
+    family: str = "method"
+    # True when the device uploads processed pixels (the server then runs the teacher).
+    uploads_pixels: bool = False
+
+    def __init__(self, params: dict[str, Any] | None = None, seed: int = 0) -> None:
+        self.params = dict(params or {})
+        self.seed = seed
+
+    @property
+    def id(self) -> str:
+        """Stable identifier, e.g. ``blur[sigma=4]`` or ``msr[lam=0.01,mode=mean]``."""
+        inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.family}[{inner}]" if inner else self.family
+
+    @abc.abstractmethod
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """RGB uint8 images (any sizes) -> float32 (N, D): exactly what leaves the device."""
+
+    def process_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """The processed pixels (for pixel baselines) before the teacher; None for feature methods."""
+        return None
+
+    def features_torch(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Differentiable surrogate of :meth:`features` on pixels (N, 3, S, S) in [0, 1].
+
+        Used by optimisation-based inversion attacks (the attacker knows the method). Methods
+        with non-differentiable steps use a straight-through approximation and say so.
+        """
+        raise TypeError(f"{self.id} has no differentiable form")
+
+    def pixels(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """The pixels :meth:`features_torch` expects for ``images``: the teacher's crop.
+
+        (N, 3, 224, 224) in [0, 1], made exactly as the teacher's preprocessing makes them, so
+        ``features_torch(pixels(x))`` matches ``features(x)`` (up to fresh noise) for every
+        teacher-based method; msr resizes them to its input size (its own crop keeps a
+        slightly wider field of view, a small mismatch).
+        """
+        from lifeveil.bench.methods.raw import bench_teacher
+
+        return bench_teacher().pixels(images)
+
+    def on_device(self, images: Sequence[np.ndarray]) -> object:
+        """The device's share of the work for ``images`` (what SE latency times).
+
+        Feature methods compute the released vectors; pixel methods only process the frames.
+        """
+        if self.uploads_pixels:
+            return self.process_images(images)
+        return self.features(images)
+
+    def device_cost(self) -> dict[str, float]:
+        """On-device params and MFLOPs per frame of what runs on the device."""
+        return {"params": 0.0, "mflops": 0.0}
+
+    def wire_dtype(self) -> str:
+        """Precision of the released vector on the wire ("float16", "float32" or "int8")."""
+        return "float16"
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly facts about this setting (saved with results)."""
+        return {"id": self.id, "family": self.family, "params": self.params, "seed": self.seed}

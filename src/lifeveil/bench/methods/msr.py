@@ -1,0 +1,98 @@
+"""``msr``: LifeVeil's privatizer M. The device computes z; nothing else leaves it.
+
+Params: ``ckpt`` (a label, e.g. ``default`` or ``lambda_0.01``), ``path`` (the checkpoint file;
+not part of the id, so ids stay stable across machines) and ``mode``: ``mean`` releases
+z = mu, ``sample`` releases z ~ N(mu, diag(exp(logvar))) with fresh noise per call.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lifeveil.bench.methods.base import Method
+from lifeveil.errors import UnknownNameError
+from lifeveil.privatizer.privatizer import Privatizer
+
+MSR_MODES = ("mean", "sample")
+
+
+@functools.lru_cache(maxsize=8)
+def _load_model(path: str) -> Privatizer:
+    return Privatizer.load(path)
+
+
+class MSR(Method):
+    """The privatizer M at one checkpoint (one lambda) and release mode."""
+
+    family = "msr"
+
+    def __init__(self, params: dict | None = None, seed: int = 0) -> None:
+        super().__init__(params, seed)
+        if self.mode not in MSR_MODES:
+            raise UnknownNameError(
+                f"unknown msr mode {self.mode!r}; available: {', '.join(MSR_MODES)}"
+            )
+        from lifeveil.paths import DEFAULT_CHECKPOINT
+
+        self.path = Path(self.params.get("path") or DEFAULT_CHECKPOINT)
+        shared = _load_model(str(self.path))  # weights shared; the noise stream is per method
+        self.privatizer = Privatizer(shared.model, seed=seed)
+        self._torch_gen = torch.Generator().manual_seed(seed)
+
+    @property
+    def mode(self) -> str:
+        return str(self.params.get("mode", "mean"))
+
+    @property
+    def id(self) -> str:
+        """``msr[ckpt=LABEL,mode=MODE]`` (the file path is left out)."""
+        label = self.params.get("ckpt", "default")
+        return f"{self.family}[ckpt={label},mode={self.mode}]"
+
+    @property
+    def lam(self) -> float:
+        """The checkpoint's lambda (weight of the KL term)."""
+        return float(self.privatizer.cfg.lam)
+
+    @property
+    def z_dim(self) -> int:
+        return self.privatizer.z_dim
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, z_dim) float32 z, one per image."""
+        return self.privatizer.privatize(images, mode=self.mode).z
+
+    def features_torch(self, pixels: torch.Tensor) -> torch.Tensor:
+        """z from pixels (N, 3, S, S) in [0, 1], resized to the student input (differentiable)."""
+        size = self.privatizer.input_size
+        if pixels.shape[-2:] != (size, size):
+            pixels = F.interpolate(
+                pixels, (size, size), mode="bilinear", antialias=True, align_corners=False
+            )
+        mu, logvar = self.privatizer.model(pixels)
+        if self.mode == "mean":
+            return mu
+        noise = torch.randn(mu.shape, generator=self._torch_gen).to(mu)
+        return mu + torch.exp(0.5 * logvar) * noise
+
+    def device_cost(self) -> dict[str, float]:
+        """Student + VIB head at the student input size."""
+        from lifeveil.privatizer.metrics import privatizer_cost
+
+        cost = privatizer_cost(self.privatizer)
+        return {"params": float(cost.params), "mflops": cost.mflops}
+
+    def describe(self) -> dict:
+        """Adds the checkpoint, its lambda and z size."""
+        return {
+            **super().describe(),
+            "checkpoint": str(self.path),
+            "lam": self.lam,
+            "z_dim": self.z_dim,
+        }

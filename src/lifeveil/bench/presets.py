@@ -1,0 +1,166 @@
+"""Benchmark presets: how much data, which method settings and seeds one sweep uses.
+
+A preset is typed, frozen data. It is saved in ``results.json`` beside every result so a run
+can be reproduced (``Preset.to_dict`` / ``Preset.from_dict``).
+
+>>> get_preset("quick").name
+'quick'
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from lifeveil.errors import UnknownNameError
+
+MethodSpec = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One benchmark configuration.
+
+    Data sizes (the data-use policy is in :mod:`lifeveil.data.datasets`):
+    """
+
+    name: str
+    # SUN8 images per class from the fixed train / test split (None = all of the split).
+    sun8_train_per_class: int | None
+    sun8_test_per_class: int | None
+    # ORL identities attacked (never seen by the default privatizer: s11-s40).
+    victim_identities: tuple[str, ...]
+    # ORL identities the attacker may use as auxiliary data (s1-s10, disjoint from victims).
+    aux_identities: tuple[str, ...]
+    # Action clips used (None = all 23) and the rate frames are sampled at (frames/s).
+    clips_max: int | None
+    clip_fps: float
+    # Cap on frames per clip after sampling (keeps long clips from dominating run time).
+    clip_max_frames: int = 32
+    # Temporal accumulation: numbers of frames an attacker aggregates.
+    temporal_k: tuple[int, ...] = (1, 2, 4, 8)
+    # Reconstruction attacks: victim images reconstructed, decoder epochs, optimisation budget.
+    recon_victims: int = 8
+    recon_epochs: int = 10
+    opt_restarts: int = 1
+    opt_steps: int = 50
+    # Method settings swept: (family, params). msr settings are expanded per checkpoint.
+    methods: tuple[MethodSpec, ...] = ()
+    # Seeds of the jobs (method randomness, attack training); one job per setting and seed.
+    seeds: tuple[int, ...] = (0,)
+    # Data seed: subsampling and bystander pasting.
+    seed: int = 0
+    # System efficiency: timed repetitions per method and frames encoded with H.264.
+    se_repeats: int = 5
+    se_frames: int = 16
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (tuples become lists)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preset:
+        """Inverse of :meth:`to_dict`."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        for key in ("victim_identities", "aux_identities", "temporal_k", "seeds"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        if "methods" in kwargs:
+            kwargs["methods"] = tuple((str(f), dict(p)) for f, p in kwargs["methods"])
+        return cls(**kwargs)
+
+    def with_methods(self, families: list[str]) -> Preset:
+        """Only the method settings of ``families`` (order of the preset kept)."""
+        return replace(self, methods=tuple(m for m in self.methods if m[0] in families))
+
+    def __hash__(self) -> int:  # dict params are unhashable; the name identifies a preset
+        return hash((self.name, self.seed, self.seeds))
+
+
+def _identities(first: int, last: int) -> tuple[str, ...]:
+    return tuple(f"s{i}" for i in range(first, last + 1))
+
+
+def _sweep(family: str, key: str, values: tuple[Any, ...]) -> tuple[MethodSpec, ...]:
+    return tuple((family, {key: v}) for v in values)
+
+
+# msr settings name a checkpoint by label; the runner maps labels to files (see runner.py).
+_MSR_MODES = (("msr", {"mode": "mean"}), ("msr", {"mode": "sample"}))
+
+QUICK = Preset(
+    name="quick",
+    sun8_train_per_class=10,
+    sun8_test_per_class=6,
+    victim_identities=_identities(11, 16),
+    aux_identities=_identities(1, 10),
+    clips_max=4,
+    clip_fps=2.0,
+    clip_max_frames=8,
+    temporal_k=(1, 2, 4),
+    recon_victims=4,
+    recon_epochs=3,
+    opt_restarts=1,
+    opt_steps=15,
+    methods=(
+        ("raw-teacher", {}),
+        ("blur", {"sigma": 8.0}),
+        ("pixelate", {"block": 16}),
+        ("noise", {"sigma": 0.3}),
+        ("face-blur", {"sigma": 12.0}),
+        ("deface", {"mode": "blur"}),
+        ("dp-embedding", {"epsilon": 8.0}),
+        *_MSR_MODES,
+    ),
+    seeds=(0,),
+    seed=0,
+    se_repeats=3,
+    se_frames=8,
+)
+
+FULL = Preset(
+    name="full",
+    sun8_train_per_class=None,
+    sun8_test_per_class=None,
+    victim_identities=_identities(11, 40),
+    aux_identities=_identities(1, 10),
+    clips_max=None,
+    clip_fps=4.0,
+    clip_max_frames=32,
+    temporal_k=(1, 2, 4, 8),
+    recon_victims=16,
+    recon_epochs=30,
+    opt_restarts=2,
+    opt_steps=100,
+    methods=(
+        ("raw-teacher", {}),
+        *_sweep("blur", "sigma", (2.0, 4.0, 8.0)),
+        *_sweep("pixelate", "block", (4, 8, 16)),
+        *_sweep("noise", "sigma", (0.1, 0.2, 0.4)),
+        *_sweep("face-blur", "sigma", (4.0, 8.0, 16.0)),
+        ("deface", {"mode": "blur"}),
+        ("deface", {"mode": "solid"}),
+        ("deface", {"mode": "mosaic"}),
+        *_sweep("dp-embedding", "epsilon", (1.0, 4.0, 16.0)),
+        *_MSR_MODES,
+    ),
+    seeds=(0, 1),
+    seed=0,
+    se_repeats=10,
+    se_frames=32,
+)
+
+PRESETS: dict[str, Preset] = {"quick": QUICK, "full": FULL}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; UnknownNameError lists the presets."""
+    if name not in PRESETS:
+        raise UnknownNameError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+def list_presets() -> list[str]:
+    """Names of the presets."""
+    return sorted(PRESETS)
