@@ -8,7 +8,10 @@ from pathlib import Path
 from lifeveil.errors import DatasetError
 
 ASSETS = Path(__file__).parent / "assets"
-DEFAULT_CHECKPOINT = ASSETS / "default_privatizer" / "model.safetensors"
+# One `lifeveil train --lambdas ...` run made every shipped checkpoint (see README).
+SHIPPED_PRIVATIZERS = ASSETS / "privatizers"
+DEFAULT_LAMBDA = "0.01"
+DEFAULT_CHECKPOINT = SHIPPED_PRIVATIZERS / f"lambda_{DEFAULT_LAMBDA}.safetensors"
 
 
 def shared_data_root() -> Path:

@@ -16,7 +16,7 @@ from lifeveil.teachers import create_teacher
 
 DEFAULT_RECIPE = (
     "lifeveil train --sun8 ../shared/data/scenes-sun8 --orl ../shared/data/faces-orl "
-    "--out src/lifeveil/assets/default_privatizer/model.safetensors"
+    "--lambdas 0.001,0.01,0.1 --threads 1 --out src/lifeveil/assets/privatizers"
 )
 
 
@@ -87,6 +87,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--views", type=int, default=t.views, help="augmented views per frame")
     p.add_argument("--seed", type=int, default=t.seed)
     p.add_argument("--video-fps", type=float, default=2.0, help="sampling rate for training videos")
+    p.add_argument(
+        "--cache",
+        help="file to keep teacher targets in (reused when data and settings match; skips the teacher)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_arg(p)
     p.set_defaults(func=run)
@@ -119,15 +123,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     frames = collect_frames(args.inputs, args.sun8, args.orl, args.video_fps, cfg.clip_frames)
     print(f"training data: {len(frames)} frames from " + "; ".join(frames.sources))
-    cache = build_view_cache(
-        frames,
-        teacher,
-        build_model(cfg, tcfg.seed).student,
-        cfg.input_size,
-        tcfg.views,
-        tcfg.seed,
-        progress=not args.quiet,
-    )
+    cache = _view_cache(args, frames, teacher, cfg, tcfg)
     meta = {"sources": frames.sources, "command": "lifeveil train " + " ".join(_argv_echo(args))}
     outs = _outputs(args)
     for lam, out in outs:
@@ -142,6 +138,34 @@ def run(args: argparse.Namespace) -> int:
         _write_sweep_index(Path(args.out), outs)
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _view_cache(args, frames, teacher, cfg: PrivatizerConfig, tcfg: TrainConfig):  # noqa: ANN001, ANN202
+    from lifeveil.privatizer.data import load_view_cache, save_view_cache
+
+    key = {
+        "sources": frames.sources,
+        "frames": len(frames),
+        "teacher": cfg.teacher,
+        "views": tcfg.views,
+        "seed": tcfg.seed,
+        "input_size": cfg.input_size,
+        "frozen_blocks": cfg.frozen_blocks,
+        "student_init": cfg.student_init,
+        "clip_frames": cfg.clip_frames,
+    }
+    if args.cache:
+        cached = load_view_cache(args.cache, key)
+        if cached is not None:
+            print(f"reusing teacher targets from {args.cache}")
+            return cached
+    student = build_model(cfg, tcfg.seed).student
+    cache = build_view_cache(
+        frames, teacher, student, cfg.input_size, tcfg.views, tcfg.seed, progress=not args.quiet
+    )
+    if args.cache:
+        save_view_cache(cache, args.cache, key)
+    return cache
 
 
 def _outputs(args: argparse.Namespace) -> list[tuple[float, Path]]:

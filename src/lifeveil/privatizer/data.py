@@ -179,3 +179,33 @@ def build_view_cache(
         bar.update(len(batch))
     bar.close()
     return ViewCache(torch.cat(feats), torch.cat(targets), torch.tensor(groups))
+
+
+def save_view_cache(cache: ViewCache, path: str | Path, key: dict[str, object]) -> None:
+    """Store a view cache with the settings that made it (``key``), atomically."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from lifeveil.io import atomic_path
+
+    tensors = {k: v.contiguous() for k, v in vars(cache).items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"key": json.dumps(key, sort_keys=True)})
+
+
+def load_view_cache(path: str | Path, key: dict[str, object]) -> ViewCache | None:
+    """The cache at ``path`` if it was made with exactly ``key``; otherwise None."""
+    import json
+
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    with safe_open(str(p), framework="pt") as fh:
+        if (fh.metadata() or {}).get("key") != json.dumps(key, sort_keys=True):
+            return None
+        return ViewCache(
+            fh.get_tensor("features"), fh.get_tensor("targets"), fh.get_tensor("groups")
+        )

@@ -36,7 +36,7 @@ from lifeveil.privatizer.vib import (
 class TrainConfig:
     """Optimisation settings (the model itself is a PrivatizerConfig)."""
 
-    epochs: int = 15  # passes over the cached views
+    epochs: int = 12  # passes over the cached views
     batch_size: int = 64  # views (or clips) per step
     lr: float = 2e-3  # AdamW learning rate, cosine-decayed to 5 % over training
     weight_decay: float = 1e-4
@@ -245,7 +245,7 @@ def _run_epoch(
         for k in sums:
             sums[k] += float(parts[k].detach()) / len(batches)
         bar.set_postfix(
-            cos=f"{1 - sums['utility']:.3f}",
+            cos=f"{1 - float(parts['utility'].detach()):.3f}",
             bits=f"{float(nats_to_bits(float(parts['kl_nats'].detach()))):.0f}",
         )
     return {
