@@ -6,9 +6,11 @@ ask for the same datasets' features many times, and dp-embedding reuses them.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +21,17 @@ from lifeveil.teachers import Teacher, create_teacher
 TEACHER_NAME = "mobilenet_v2"
 _CACHE_SIZE = 32
 _EMBED_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()
+_CACHING = [True]
+
+
+@contextlib.contextmanager
+def caching_disabled() -> Iterator[None]:
+    """Within the block every embedding is computed afresh (used when timing methods)."""
+    _CACHING.append(False)
+    try:
+        yield
+    finally:
+        _CACHING.pop()
 
 
 def bench_teacher() -> Teacher:
@@ -60,24 +73,32 @@ def embed_cached(images: Sequence[np.ndarray], salt: str = "", crops: bool = Fal
 
     ``crops=True``: the images are teacher crops (see :func:`embed_crops`).
     """
+    embed = embed_crops if crops else bench_teacher().embed
+    if not _CACHING[-1]:
+        return embed(images).astype(np.float32)
     key = fingerprint(images, f"{TEACHER_NAME}|{salt}|{crops}")
     if key in _EMBED_CACHE:
         _EMBED_CACHE.move_to_end(key)
     else:
-        embed = embed_crops if crops else bench_teacher().embed
         _EMBED_CACHE[key] = embed(images).astype(np.float32)
         while len(_EMBED_CACHE) > _CACHE_SIZE:
             _EMBED_CACHE.popitem(last=False)
     return _EMBED_CACHE[key].copy()
 
 
-def teacher_cost() -> dict[str, float]:
-    """Params and MFLOPs of the teacher at its input size."""
+@functools.lru_cache(maxsize=1)
+def _teacher_cost() -> tuple[float, float]:
     from lifeveil.privatizer.metrics import model_cost
 
     teacher = bench_teacher()
     cost = model_cost(teacher, teacher.input_size)
-    return {"params": float(cost.params), "mflops": cost.mflops}
+    return float(cost.params), cost.mflops
+
+
+def teacher_cost() -> dict[str, float]:
+    """Params and MFLOPs of the teacher at its input size."""
+    params, mflops = _teacher_cost()
+    return {"params": params, "mflops": mflops}
 
 
 class RawTeacher(Method):

@@ -1,0 +1,131 @@
+"""``lifeveil bench``: the privacy-utility benchmark of LifeVeil against baselines.
+
+A thin layer over :func:`lifeveil.bench.runner.run_bench`; ``--list`` prints what can be
+chosen (methods, presets, attacks, tasks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lifeveil.errors import InputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark privacy methods: utility, privacy attacks, reconstruction, efficiency",
+        description=(
+            "Run every task and attack on the features each method would send to a server, and "
+            "write OUT/results.json, OUT/summary.md and OUT/report.html (figures embedded). "
+            "Jobs (method setting x seed) run in local processes, or on Ray with --ray."
+        ),
+    )
+    p.add_argument(
+        "--preset",
+        default="quick",
+        help="quick (< 5 min on 2 cores) or full (default: %(default)s)",
+    )
+    p.add_argument("--out", type=Path, help="output folder (required unless --list)")
+    p.add_argument("--methods", help="comma-separated method families (default: all in the preset)")
+    p.add_argument("--seeds", help="comma-separated job seeds (default: the preset's)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="parallel local processes (0 = in this process; default: cores/2)",
+    )
+    p.add_argument("--threads", type=int, help="torch threads per job (default: cores/workers)")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run jobs on Ray: a cluster address, or 'local' to start one",
+    )
+    p.add_argument("--resume", action="store_true", help="skip jobs already finished in OUT/jobs")
+    p.add_argument(
+        "--data", type=Path, help="data root with faces-orl/, scenes-sun8/, action-clips/"
+    )
+    p.add_argument(
+        "--msr-checkpoints",
+        type=Path,
+        metavar="DIR",
+        help="folder of privatizer checkpoints (a lambda sweep) to add to msr",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list methods, presets, attacks and tasks, then exit"
+    )
+    p.add_argument("--json", action="store_true", help="with --list: print JSON")
+    p.set_defaults(func=run)
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    items = _csv(text)
+    if items is None:
+        return None
+    try:
+        return [int(x) for x in items]
+    except ValueError:
+        raise InputError(f"--seeds expects comma-separated integers, got {text!r}") from None
+
+
+def available() -> dict[str, dict[str, str]]:
+    """Everything ``lifeveil bench`` can run, by kind, with one-line help."""
+    from lifeveil.bench.methods import METHODS
+    from lifeveil.bench.presets import PRESETS
+
+    out: dict[str, dict[str, str]] = {
+        "methods": METHODS.describe(),
+        "presets": {
+            name: f"{len(p.methods)} method settings x {len(p.seeds)} seeds, "
+            f"{len(p.victim_identities)} victim identities"
+            for name, p in PRESETS.items()
+        },
+    }
+    for kind, module, attr in (
+        ("attacks", "lifeveil.bench.attacks", "ATTACKS"),
+        ("tasks", "lifeveil.bench.tasks", "TASKS"),
+    ):
+        try:
+            registry = getattr(__import__(module, fromlist=[attr]), attr)
+            out[kind] = registry.describe()
+        except (ImportError, AttributeError):
+            out[kind] = {}
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        listing = available()
+        if args.json:
+            print(json.dumps(listing, indent=2))
+        else:
+            for kind, items in listing.items():
+                print(f"{kind}:")
+                for name, text in items.items():
+                    print(f"  {name:<16} {text}")
+        return 0
+    if args.out is None:
+        raise InputError("lifeveil bench needs --out DIR (or --list)")
+    from lifeveil.bench.runner import run_bench
+
+    result = run_bench(
+        preset=args.preset,
+        out=args.out,
+        methods=_csv(args.methods),
+        seeds=_seeds(args.seeds),
+        workers=args.workers,
+        threads=args.threads,
+        ray=args.ray,
+        resume=args.resume,
+        data_root=args.data,
+        msr_checkpoints_dir=args.msr_checkpoints,
+    )
+    print(f"{len(result.jobs)} jobs finished, {len(result.failed)} failed")
+    for name in ("results.json", "summary.md", "report.html"):
+        print(f"  {args.out / name}")
+    return 1 if result.failed else 0
