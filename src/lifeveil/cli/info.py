@@ -58,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
                 "mflops": round(tcost.mflops, 1),
             }
             for b in (1, 32):
-                entry[f"privatizer_fps_b{b}"] = round(
-                    throughput(p.model, p.input_size, b), 1
-                )
+                entry[f"privatizer_fps_b{b}"] = round(throughput(p.model, p.input_size, b), 1)
                 entry[f"teacher_fps_b{b}"] = round(throughput(teacher, teacher.input_size, b), 1)
         if heldout is not None:
             from lifeveil.privatizer.metrics import evaluate_heldout
@@ -98,6 +96,7 @@ def _text(report: dict) -> str:
             h = m["heldout_sun8_test"]
             lines.append(
                 f"  SUN8 test ({h['n']} images): KL {h['kl_bits_mean']:.1f} +- {h['kl_bits_std']:.1f} bits/frame, "
-                f"cos(decoded z, teacher) {h['cosine_mean']:.3f} (z=mean), {h['cosine_sampled']:.3f} (z sampled)"
+                f"cos(decoded z, teacher), standardised: {h['cosine_mean']:.3f} (z=mean), "
+                f"{h['cosine_sampled']:.3f} (z sampled); raw units {h['cosine_raw']:.3f}"
             )
     return "\n".join(lines)

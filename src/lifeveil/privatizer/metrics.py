@@ -62,8 +62,11 @@ class HeldOut:
     n: int
     kl_bits_mean: float
     kl_bits_std: float
-    cosine_mean: float  # cos(decoder(z = mu), teacher embedding of the same crop)
+    cosine_mean: (
+        float  # cos(decoded z = mu, teacher embedding), both standardised (0 = constant guess)
+    )
     cosine_sampled: float  # same with z sampled
+    cosine_raw: float  # cos in the teacher's raw units (inflated by the shared mean direction)
 
 
 def evaluate_heldout(
@@ -79,10 +82,12 @@ def evaluate_heldout(
             ]
         )
     sampled = privatizer._release(rep.mu, rep.logvar, "sample").z  # noqa: SLF001 - same posterior, sampled
-    cos = [
-        torch.nn.functional.cosine_similarity(torch.from_numpy(privatizer.decode(z)), target)
-        .mean()
-        .item()
-        for z in (rep.z, sampled)
-    ]
-    return HeldOut(len(images), float(rep.kl_bits.mean()), float(rep.kl_bits.std()), cos[0], cos[1])
+    dec = privatizer.model.decoder
+    cos = torch.nn.functional.cosine_similarity
+    std_target = dec.standardise(target)
+    with torch.inference_mode():
+        std = [cos(dec(torch.from_numpy(z)), std_target).mean().item() for z in (rep.z, sampled)]
+        raw = cos(dec.to_teacher_space(torch.from_numpy(rep.z)), target).mean().item()
+    return HeldOut(
+        len(images), float(rep.kl_bits.mean()), float(rep.kl_bits.std()), std[0], std[1], raw
+    )

@@ -73,14 +73,36 @@ class VIBHead(nn.Module):
 
 
 class UtilityDecoder(nn.Module):
-    """z -> predicted teacher embedding."""
+    """z -> predicted teacher embedding, in the teacher's *standardised* space.
+
+    Teacher embeddings (post-ReLU) share a large mean direction: a constant prediction already
+    has cosine ~0.9 with them. The utility loss is therefore measured after subtracting the
+    training-set mean and dividing by the per-dimension std (buffers saved with the model), where
+    a constant prediction scores cosine 0.
+    """
 
     def __init__(self, z_dim: int, hidden: int, out_dim: int) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(z_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+        self.register_buffer("target_mean", torch.zeros(out_dim))
+        self.register_buffer("target_std", torch.ones(out_dim))
+
+    def set_target_stats(self, targets: torch.Tensor) -> None:
+        """Fix the standardisation from training targets (N, out_dim)."""
+        self.target_mean.copy_(targets.mean(0))
+        self.target_std.copy_(targets.std(0).clamp_min(1e-3))
+
+    def standardise(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Teacher embedding -> standardised space."""
+        return (embedding - self.target_mean) / self.target_std
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z -> standardised teacher embedding."""
         return self.net(z)
+
+    def to_teacher_space(self, z: torch.Tensor) -> torch.Tensor:
+        """z -> teacher embedding in the teacher's own units."""
+        return self.net(z) * self.target_std + self.target_mean
 
 
 class PrivatizerModel(nn.Module):

@@ -125,8 +125,8 @@ class Privatizer:
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray) -> np.ndarray:
-        """z (N, z_dim) -> predicted teacher embedding (N, teacher_dim)."""
+        """z (N, z_dim) -> predicted teacher embedding (N, teacher_dim), in teacher units."""
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ShapeError(f"decode: expected z of shape (N, {self.z_dim}), got {z.shape}")
-        return self.model.decoder(torch.from_numpy(z)).numpy()
+        return self.model.decoder.to_teacher_space(torch.from_numpy(z)).numpy()

@@ -108,7 +108,7 @@ def _step(
         target = cache.targets[idx]
     mu, logvar = model.vib(h)
     z = model.sample(mu, logvar, gen)
-    util = utility_loss(model.cfg, model.decoder(z), target).mean()
+    util = utility_loss(model.cfg, model.decoder(z), model.decoder.standardise(target)).mean()
     kl = kl_to_standard_normal(mu, logvar).mean()
     return {"loss": util + lam * kl, "utility": util, "kl_nats": kl}
 
@@ -162,6 +162,7 @@ def train_privatizer(
     """
     out = Path(out)
     model = build_model(cfg, tcfg.seed)
+    model.decoder.set_target_stats(cache.targets)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     start_epoch, history = 0, []

