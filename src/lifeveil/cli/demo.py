@@ -29,9 +29,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeveil.io import write_json
+
+if TYPE_CHECKING:
+    from lifeveil.bench.wiretap import WireTap
+    from lifeveil.device import DeviceAgent, DeviceIdentity, Outbox, SourceReport
+    from lifeveil.privatizer import Privatizer
+    from lifeveil.server.local import LocalServer
+    from lifeveil.vault import Vault
 
 Print = Callable[[str], None]
 DEVICE_NAME = "demo-cam"
@@ -88,6 +95,12 @@ def _add_load_test(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--rate-hz", type=float, default=100.0, help="uplink frames/s per device")
     p.add_argument("--records", type=int, default=5000, help="most records per device")
     p.add_argument("--query-clients", type=int, default=2, help="concurrent query loops")
+    p.add_argument(
+        "--query-rate-hz",
+        type=float,
+        default=0.0,
+        help="queries per second per loop (default 0: back to back, the worst case)",
+    )
     p.add_argument("--z-dim", type=int, default=64, help="dimension of the simulated z")
     p.add_argument("--out", type=Path, default=Path("load-test.json"), help="JSON report")
     p.set_defaults(func=cmd_load_test)
@@ -127,11 +140,11 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
 class _Devices:
     """What the demo built on the device side."""
 
-    identity: Any
-    agent: Any
-    outbox: Any
-    vault: Any
-    reports: list[Any]
+    identity: DeviceIdentity
+    agent: DeviceAgent
+    outbox: Outbox
+    vault: Vault
+    reports: list[SourceReport]
     labels: dict[int, str]  # seq -> scene label (which clip it came from)
 
 
@@ -176,9 +189,9 @@ def run_demo(
 
 def _run_device(
     workdir: Path,
-    privatizer: Any,
-    server: Any,
-    tap: Any,
+    privatizer: Privatizer,
+    server: LocalServer,
+    tap: WireTap,
     user_token: str,
     fps: float,
     rate_hz: float,
@@ -292,79 +305,86 @@ def _ask(base: str, user_token: str, cafile: str, dev: _Devices, out: Print) -> 
     }
 
 
-def _wire_report(server: Any, uplink_tap: Any, query_tap: Any, dev: _Devices, out: Print) -> dict:
+def _wire_report(
+    server: LocalServer, uplink_tap: WireTap, query_tap: WireTap, dev: _Devices, out: Print
+) -> dict[str, Any]:
+    wire = _measure_wire(server, uplink_tap, query_tap, dev)
+    _print_wire(wire, dev.agent.config.rate_hz, out)
+    return wire
+
+
+def _measure_wire(
+    server: LocalServer, uplink_tap: WireTap, query_tap: WireTap, dev: _Devices
+) -> dict[str, Any]:
+    """Bytes and TLS records the taps saw, what the server stores, and the H.264 comparison."""
     from lifeveil.bench.wiretap import TLS_APPLICATION_DATA, steady_run
     from lifeveil.cli.quickstart import sample_media
 
+    assert dev.agent.uplink is not None
     stats = dev.agent.uplink.stats
-    frames = stats.real_sent + stats.cover_sent
-    wire = dev.identity.wire_spec()
     conns = uplink_tap.connections()
     runs = [steady_run(c.records("up", TLS_APPLICATION_DATA)) for c in conns]
     steady = [size for r in runs for size in r.run]
-    frame_record = steady[0] if steady else 0
-    constant = all(r.constant for r in runs) and len(set(steady)) == 1
-    edges = sum(len(r.before) + len(r.after) for r in runs)
     up_bytes = sum(c.bytes("up") for c in conns)
-    down_bytes = sum(c.bytes("down") for c in conns)
-    q_up = sum(c.bytes("up") for c in query_tap.connections())
-    q_down = sum(c.bytes("down") for c in query_tap.connections())
     media = sample_media()
     h264 = media["talking_face"].stat().st_size + media["bikes"].stat().st_size
     decoded = sum(r.frames_decoded for r in dev.reports)
-    seconds = sum(r.seconds for r in dev.reports) + len(dev.reports) / 25
-    vault_bytes = sum(i.size for i in dev.vault.list())
-    db = _database_contents(server.config.db_path)
-    out(
-        f"[6/6] wire    measured on the socket: uplink {up_bytes:,} B up / {down_bytes:,} B down "
-        f"(TLS handshake included) on {len(conns)} connection(s); queries {q_up:,} B up / "
-        f"{q_down:,} B down"
-    )
-    out(
-        f"        uplink frames: {stats.real_sent} real + {stats.cover_sent} cover = {frames}; "
-        f"on the wire {len(steady)} TLS records of {_sizes(steady)} "
-        f"({wire.frame_bytes} B frame + WebSocket/TLS overhead), whatever the camera saw, "
-        f"plus {edges} handshake/close records"
-    )
-    per_real = up_bytes / max(1, stats.real_sent)
-    out(
-        f"        per z on the wire: {frame_record} B per frame, {per_real:,.0f} B per real z "
-        f"(cover and handshake included); {frame_record * dev.agent.config.rate_hz:,.0f} B/s "
-        "constant"
-    )
-    out(
-        f"        the same clips as H.264 files: {h264:,} B for {decoded} frames = "
-        f"{h264 / decoded:,.0f} B per frame, {h264 / seconds:,.0f} B/s "
-        f"-> {h264 / up_bytes:,.0f}x what the uplink sent"
-    )
-    out(
-        f"        no raw media was sent: egress guard refused {stats.refused} items and issued "
-        f"only z/cover frames; {'all' if constant else 'NOT all'} uplink records after the "
-        f"handshake have the frame size; "
-        f"server DB holds {db['z_records']} z records x {db['z_bytes_each']} B "
-        f"(largest value in any table {db['largest_value']:,} B); the raw video "
-        f"({vault_bytes:,} B H.264) is only in the encrypted vault"
-    )
+    seconds = sum(r.seconds for r in dev.reports) + len(dev.reports) / 25  # + one frame each
     return {
+        "uplink_connections": len(conns),
         "uplink_bytes_up": up_bytes,
-        "uplink_bytes_down": down_bytes,
-        "query_bytes_up": q_up,
-        "query_bytes_down": q_down,
+        "uplink_bytes_down": sum(c.bytes("down") for c in conns),
+        "query_bytes_up": sum(c.bytes("up") for c in query_tap.connections()),
+        "query_bytes_down": sum(c.bytes("down") for c in query_tap.connections()),
         "real_frames": stats.real_sent,
         "cover_frames": stats.cover_sent,
-        "frame_bytes": wire.frame_bytes,
-        "tls_record_bytes": frame_record,
+        "frame_bytes": dev.identity.wire_spec().frame_bytes,
+        "tls_record_sizes": sorted(set(steady)),
         "frame_records": len(steady),
-        "constant_size": constant,
-        "handshake_close_records": edges,
-        "bytes_per_real_z": per_real,
+        "constant_size": all(r.constant for r in runs) and len(set(steady)) == 1,
+        "handshake_close_records": sum(len(r.before) + len(r.after) for r in runs),
+        "bytes_per_real_z": up_bytes / max(1, stats.real_sent),
         "h264_bytes": h264,
         "h264_frames": decoded,
         "h264_bytes_per_frame": h264 / decoded,
+        "h264_bytes_per_s": h264 / seconds,
         "refused": stats.refused,
-        "server_db": db,
-        "vault_bytes": vault_bytes,
+        "server_db": _database_contents(server.config.db_path),
+        "vault_bytes": sum(i.size for i in dev.vault.list()),
     }
+
+
+def _print_wire(w: dict[str, Any], rate_hz: float, out: Print) -> None:
+    record = w["tls_record_sizes"][0] if w["tls_record_sizes"] else 0
+    db = w["server_db"]
+    out(
+        f"[6/6] wire    measured on the socket: uplink {w['uplink_bytes_up']:,} B up / "
+        f"{w['uplink_bytes_down']:,} B down (TLS handshake included) on "
+        f"{w['uplink_connections']} connection(s); queries {w['query_bytes_up']:,} B up / "
+        f"{w['query_bytes_down']:,} B down"
+    )
+    out(
+        f"        uplink frames: {w['real_frames']} real + {w['cover_frames']} cover; on the wire "
+        f"{w['frame_records']} TLS records of {_sizes(w['tls_record_sizes'])} "
+        f"({w['frame_bytes']} B frame + WebSocket/TLS overhead), whatever the camera saw, "
+        f"plus {w['handshake_close_records']} handshake/close records"
+    )
+    out(
+        f"        per z on the wire: {record} B per frame, {w['bytes_per_real_z']:,.0f} B per real "
+        f"z (cover and handshake included); {record * rate_hz:,.0f} B/s constant"
+    )
+    out(
+        f"        the same clips as H.264 files: {w['h264_bytes']:,} B for {w['h264_frames']} "
+        f"frames = {w['h264_bytes_per_frame']:,.0f} B per frame, {w['h264_bytes_per_s']:,.0f} "
+        f"B/s -> {w['h264_bytes'] / w['uplink_bytes_up']:,.0f}x what the uplink sent"
+    )
+    out(
+        f"        no raw media was sent: egress guard refused {w['refused']} items and issued "
+        f"only z/cover frames; {'all' if w['constant_size'] else 'NOT all'} uplink records "
+        f"after the handshake have the frame size; server DB holds {db['z_records']} z records "
+        f"x {db['z_bytes_each']} B (largest value in any table {db['largest_value']:,} B); the "
+        f"raw video ({w['vault_bytes']:,} B H.264) is only in the encrypted vault"
+    )
 
 
 def _sizes(sizes: list[int]) -> str:
@@ -426,6 +446,7 @@ def cmd_load_test(args: argparse.Namespace) -> int:
         rate_hz=args.rate_hz,
         records_per_device=args.records,
         query_clients=args.query_clients,
+        query_rate_hz=args.query_rate_hz,
         z_dim=args.z_dim,
     )
     report = run_local_load_test(config, progress=print)

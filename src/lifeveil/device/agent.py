@@ -1,0 +1,271 @@
+"""The device agent: camera -> vault (raw, encrypted) and privatizer -> outbox -> uplink (z).
+
+One pass over a source::
+
+    decode (PyAV) --all frames--> SegmentRecorder --H.264 MP4 segments--> Vault
+          \\--sampled at fps--> Privatizer (per frame, or clips of cfg.clip_frames)
+                                   --> Outbox (SQLite, durable) --> Uplink (wss://, constant rate)
+
+The uplink runs on its own thread from :meth:`DeviceAgent.start` to :meth:`DeviceAgent.stop`,
+taking records from the outbox at a constant rate and reconnecting with backoff whenever the
+server is away; capture and privatization go on meanwhile, so nothing waits for the network.
+Only z records ever reach the socket (the uplink's EgressGuard refuses anything else); raw
+frames go only to the vault.
+
+Restarts: each z is committed to the outbox together with the source position it reached,
+and each vault segment records the stream interval it covers, so an agent killed at any
+point and started again on the same file neither loses nor repeats frames, segments or z.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lifeveil.device.config import DeviceConfig
+from lifeveil.device.outbox import Outbox, SourceState
+from lifeveil.device.segmenter import SegmentRecorder, recorded_until
+from lifeveil.device.source import (
+    CapturedFrame,
+    Sampler,
+    SourceSpec,
+    decode_frames,
+    open_container,
+    stream_rate,
+)
+from lifeveil.errors import InputError
+from lifeveil.privatizer import Privatizer
+from lifeveil.transport.uplink import Uplink, UplinkConfig
+from lifeveil.vault import SegmentInfo, Vault
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class SourceReport:
+    """What one pass over a source did."""
+
+    source: str
+    frames_decoded: int = 0
+    frames_sampled: int = 0
+    z_queued: int = 0
+    segments: int = 0
+    raw_bytes: int = 0  # plaintext bytes of H.264 segments stored in the vault
+    seconds: float = 0.0  # stream time covered
+    resumed_from_s: float | None = None  # z position found in the outbox, if resuming
+    seqs: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _ClipBuffer:
+    """Sampled frames waiting to fill one clip."""
+
+    size: int
+    frames: list[np.ndarray] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+    def add(self, image: np.ndarray, t: float) -> bool:
+        self.frames.append(image)
+        self.times.append(t)
+        return len(self.frames) >= self.size
+
+    def take(self) -> tuple[list[np.ndarray], list[float]]:
+        frames, times = self.frames, self.times
+        self.frames, self.times = [], []
+        return frames, times
+
+
+class DeviceAgent:
+    """Runs sources through vault, privatizer, outbox and uplink.
+
+    Args:
+        config: sampling, segment and uplink settings.
+        privatizer: the on-device model M (per-frame, or clip mode when
+            ``privatizer.cfg.clip_frames > 1``).
+        outbox: the durable queue (its ``z_dim`` must equal the privatizer's).
+        vault: where raw segments go; None records no raw video (tests, benchmarks).
+        uplink: where z goes; None only queues (an offline device).
+        progress: receives one line per notable event (segment stored, source done, ...).
+    """
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        *,
+        privatizer: Privatizer,
+        outbox: Outbox,
+        vault: Vault | None = None,
+        uplink: UplinkConfig | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if outbox.z_dim != privatizer.z_dim:
+            raise InputError(
+                f"outbox holds d={outbox.z_dim} but the privatizer makes d={privatizer.z_dim}"
+            )
+        if uplink is not None and uplink.wire.z_dim != privatizer.z_dim:
+            raise InputError(
+                f"the server stores z of dimension {uplink.wire.z_dim} but the model "
+                f"{privatizer.z_dim}; use a checkpoint with z_dim={uplink.wire.z_dim}"
+            )
+        self.config = config
+        self.privatizer = privatizer
+        self.outbox = outbox
+        self.vault = vault
+        self.uplink: Uplink | None = None
+        self._uplink_config = uplink
+        self._progress = progress or (lambda _line: None)
+        self._next_base_us = 0  # earliest capture time for the next new source
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the uplink thread (if a server is configured); pending z go out first."""
+        if self._uplink_config is None or self.uplink is not None:
+            return
+        self.outbox.rewind()
+        self.uplink = Uplink(
+            self._uplink_config,
+            next_record=self.outbox.next_record,
+            on_ack=self.outbox.on_ack,
+            on_refused=self.outbox.on_refused,
+        )
+        self.uplink.start()
+
+    def stop(self) -> None:
+        """Stop the uplink (after a short drain of in-flight frames)."""
+        if self.uplink is not None:
+            self.uplink.stop()
+
+    def __enter__(self) -> DeviceAgent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def check_uplink(self) -> None:
+        """Raise the uplink's fatal error (bad token, wrong wire format), if any."""
+        if self.uplink is not None and self.uplink.error is not None:
+            raise self.uplink.error
+
+    def wait_drained(self, timeout_s: float | None = None, poll_s: float = 0.05) -> bool:
+        """Block until every queued z is acked; False on timeout. Raises a fatal uplink error."""
+        if self.uplink is None:
+            raise InputError("no uplink configured; nothing can drain the outbox")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.outbox.pending() or self.uplink.in_flight:
+            self.check_uplink()
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+        return True
+
+    # -- one source ---------------------------------------------------------------------
+    def process(self, spec: SourceSpec) -> SourceReport:
+        """Record, privatize and queue every frame of ``spec`` not already done."""
+        key = spec.key()
+        # Files replayed faster than real time get back-to-back capture times, not overlapping
+        # ones; a camera's frames are stamped with the clock.
+        base_us = max(time.time_ns() // 1000, self._next_base_us)
+        state = self.outbox.begin_source(key, base_us)
+        report = SourceReport(spec.name, resumed_from_s=state.position_s)
+        container = open_container(spec)
+        recorder = self._recorder(spec, state, stream_rate(container))
+        sampler = Sampler(self.config.fps, after_s=state.position_s)
+        clip = _ClipBuffer(self.privatizer.cfg.clip_frames)
+        try:
+            for captured in decode_frames(container, realtime=self.config.realtime):
+                self._record(recorder, captured, report)
+                report.frames_decoded += 1
+                report.seconds = captured.t
+                if sampler.keep(captured.t):
+                    report.frames_sampled += 1
+                    if clip.add(captured.rgb(), captured.t):
+                        self._queue(state, *clip.take(), report)
+                self.check_uplink()
+            if clip.frames:  # the stream ended inside a clip: z of the frames there are
+                self._queue(state, *clip.take(), report)
+        finally:
+            container.close()
+            if recorder is not None:
+                self._record_done(recorder.finish(), report)
+            self._next_base_us = state.base_us + round((report.seconds + 1.0) * 1e6)
+        self._progress(
+            f"{spec.name}: {report.frames_decoded} frames decoded, {report.frames_sampled} "
+            f"sampled at {self.config.fps:g} fps -> {report.z_queued} z queued, "
+            f"{report.segments} raw segments in the vault"
+        )
+        return report
+
+    def _recorder(
+        self, spec: SourceSpec, state: SourceState, rate: float
+    ) -> SegmentRecorder | None:
+        if self.vault is None:
+            return None
+        resume_s = 0.0 if spec.live else recorded_until(self.vault, state.key)
+        return SegmentRecorder(
+            self.vault,
+            source_key=state.key,
+            source_name=spec.name,
+            base_us=state.base_us,
+            rate=rate,
+            segment_s=self.config.segment_s,
+            resume_s=resume_s,
+        )
+
+    def _record(
+        self, recorder: SegmentRecorder | None, captured: CapturedFrame, report: SourceReport
+    ) -> None:
+        if recorder is not None:
+            self._record_done(recorder.add(captured), report)
+
+    def _record_done(self, info: SegmentInfo | None, report: SourceReport) -> None:
+        if info is None:
+            return
+        report.segments += 1
+        report.raw_bytes += info.size
+        self._progress(
+            f"vault: stored segment {info.segment_id[:8]} ({info.size} B H.264, "
+            f"{info.duration_s or 0:.1f} s)"
+        )
+
+    def _queue(
+        self,
+        state: SourceState,
+        frames: Sequence[np.ndarray],
+        times: Sequence[float],
+        report: SourceReport,
+    ) -> None:
+        mode = self.config.release_mode
+        if self.privatizer.cfg.clip_frames > 1:
+            z = self.privatizer.privatize_clips([list(frames)], mode=mode).z
+        else:
+            z = self.privatizer.privatize(list(frames), mode=mode).z
+        timestamp_us = state.base_us + round(times[0] * 1e6)
+        seqs = self.outbox.put_many([(z[0], timestamp_us)], source=state.key, position_s=times[-1])
+        report.z_queued += len(seqs)
+        report.seqs.extend(seqs)
+
+    # -- everything ---------------------------------------------------------------------
+    def run(
+        self,
+        sources: Sequence[SourceSpec],
+        *,
+        until_drained: bool = True,
+        drain_timeout_s: float | None = None,
+    ) -> list[SourceReport]:
+        """Start the uplink, process the sources in order, then (optionally) wait until drained.
+
+        With ``until_drained=False`` the uplink keeps running (cover frames) after the
+        sources end; call :meth:`stop` when done.
+        """
+        self.start()
+        reports = [self.process(spec) for spec in sources]
+        if until_drained and self.uplink is not None:
+            if not self.wait_drained(drain_timeout_s):
+                pending = self.outbox.pending()
+                self._progress(f"drain timed out; {pending} z stay queued in the outbox")
+            self.stop()
+        return reports

@@ -1,0 +1,292 @@
+"""``lifeveil device ...``: enroll a device, run the agent, inspect its outbox and vault.
+
+The device keeps its state in ``--state DIR`` (default ``$LIFEVEIL_DEVICE_DIR`` or
+``.lifeveil/device``): ``device.json`` (identity and token, from ``enroll``) and
+``outbox.sqlite`` (z waiting for the server). Raw video goes only to the encrypted vault
+(``--vault DIR``, created with ``lifeveil vault init``); its secret comes from
+``--key-file``, ``--passphrase-file`` or ``$LIFEVEIL_VAULT_PASSPHRASE``.
+
+Sources: a video file, a V4L2 camera (``/dev/video0``) or a network stream (``rtsp://...``),
+all decoded with PyAV. Only files are covered by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lifeveil.device.config import DeviceConfig
+from lifeveil.device.identity import DeviceIdentity, enroll, load_identity, save_identity
+from lifeveil.device.status import IDENTITY_FILE, OUTBOX_FILE
+from lifeveil.errors import InputError, VaultKeyError
+
+if TYPE_CHECKING:
+    from lifeveil.device.outbox import Outbox
+    from lifeveil.privatizer import Privatizer
+    from lifeveil.transport.uplink import UplinkConfig
+
+STATE_ENV = "LIFEVEIL_DEVICE_DIR"
+USER_TOKEN_ENV = "LIFEVEIL_USER_TOKEN"
+PASSPHRASE_ENV = "LIFEVEIL_VAULT_PASSPHRASE"
+DEFAULT_STATE = os.environ.get(STATE_ENV, ".lifeveil/device")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``lifeveil device`` and its subcommands."""
+    parser = subparsers.add_parser(
+        "device",
+        help="the on-device agent: record to the vault, privatize, queue and upload z",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="device_command", metavar="SUBCOMMAND", required=True)
+    _add_enroll(sub)
+    _add_run(sub)
+    _add_status(sub)
+
+
+def _state_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state",
+        type=Path,
+        default=Path(DEFAULT_STATE),
+        help=f"device state folder (default: ${STATE_ENV} or {DEFAULT_STATE})",
+    )
+
+
+def _vault_options(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--vault", type=Path, required=required, help="encrypted vault folder")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--passphrase-file", type=Path, help="file holding the vault passphrase")
+    secret.add_argument("--key-file", type=Path, help="vault key file")
+
+
+def _add_enroll(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "enroll",
+        help="register this device with a server using a user token; saves its credentials",
+    )
+    p.add_argument("--server", required=True, help="https://HOST:PORT of the LifeVeil server")
+    p.add_argument("--name", required=True, help="device name, unique within the tenant")
+    p.add_argument(
+        "--user-token-file",
+        type=Path,
+        help=f"file with a user token of the tenant (else ${USER_TOKEN_ENV})",
+    )
+    p.add_argument("--cafile", type=Path, help="PEM to trust, e.g. the server's cert.pem")
+    _state_option(p)
+    p.set_defaults(func=cmd_enroll)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="record sources to the vault, privatize them and upload z",
+        description="Decode each --source with PyAV, store raw H.264 segments in the vault, "
+        "privatize sampled frames (or clips) into z, queue z durably in the outbox and send "
+        "it at a constant rate over wss://, reconnecting with backoff.",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        metavar="FILE|/dev/videoN|rtsp://...",
+        help="video source (repeatable; processed in order)",
+    )
+    _vault_options(p, required=True)
+    _state_option(p)
+    p.add_argument("--token-file", type=Path, help="device.json from enroll, or a bare token")
+    p.add_argument("--server", help="https://HOST:PORT (default: from the token file)")
+    p.add_argument("--cafile", help="PEM to trust (default: from the token file)")
+    p.add_argument("--model", type=Path, help="privatizer checkpoint (default: shipped)")
+    p.add_argument("--config", type=Path, help="TOML file of DeviceConfig fields")
+    p.add_argument("--fps", type=float, help="frames per second privatized (default 2)")
+    p.add_argument("--rate-hz", type=float, help="uplink frames per second (default 10)")
+    p.add_argument("--segment-seconds", type=float, help="seconds per vault segment (default 10)")
+    p.add_argument("--realtime", action="store_true", help="pace files at capture speed")
+    p.add_argument("--offline", action="store_true", help="only queue z; do not connect")
+    p.add_argument(
+        "--until-drained",
+        action="store_true",
+        help="exit once the sources end and every z is acked (else keep the uplink running)",
+    )
+    p.add_argument("--drain-timeout", type=float, help="give up draining after SECONDS")
+    p.add_argument(
+        "--keep-acked", action="store_true", help="keep acked z in the outbox (audit/testing)"
+    )
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for the privatizer")
+    p.set_defaults(func=cmd_run)
+
+
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="outbox depth and counters, vault segments")
+    _state_option(p)
+    _vault_options(p, required=False)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_status)
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """``lifeveil device enroll``."""
+    token = _read_secret(args.user_token_file, USER_TOKEN_ENV, "user token")
+    identity = enroll(args.server, token, args.name, cafile=args.cafile)
+    path = save_identity(identity, args.state / IDENTITY_FILE)
+    print(f"enrolled device {identity.device!r} with {identity.server} (wire {identity.wire})")
+    print(f"credentials saved to {path} (mode 0600; the server keeps only a hash of the token)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``lifeveil device run``."""
+    import torch
+
+    from lifeveil.device.agent import DeviceAgent
+    from lifeveil.device.outbox import Outbox
+    from lifeveil.device.source import parse_source
+    from lifeveil.privatizer import Privatizer
+    from lifeveil.vault import Vault
+
+    torch.set_num_threads(max(1, args.threads))
+    config = _device_config(args)
+    sources = [parse_source(s) for s in args.source]
+    identity = None if args.offline else _identity(args)  # fail fast, before loading the model
+    privatizer = Privatizer.load(args.model)
+    uplink = None if identity is None else _uplink_config(identity, config)
+    outbox = Outbox(args.state / OUTBOX_FILE, privatizer.z_dim, keep_acked=args.keep_acked)
+    vault = Vault.open(args.vault, **_vault_secret(args))
+    agent = DeviceAgent(
+        config,
+        privatizer=privatizer,
+        outbox=outbox,
+        vault=vault,
+        uplink=uplink,
+        progress=lambda line: print(line, flush=True),
+    )
+    try:
+        if identity is not None and identity.device:
+            outbox.bind_device(identity.device)
+        print(_run_banner(privatizer, outbox, identity), flush=True)
+        agent.run(sources, until_drained=args.until_drained, drain_timeout_s=args.drain_timeout)
+        if not args.until_drained and agent.uplink is not None:
+            print("sources done; uplink keeps running (Ctrl-C to stop)", flush=True)
+            while True:
+                agent.check_uplink()
+                time.sleep(0.5)
+    finally:
+        agent.stop()
+        stats = outbox.stats()
+        print(
+            f"outbox: {stats.pending} pending, {stats.put} queued in total, {stats.stored} "
+            f"stored, {stats.duplicates} duplicate acks",
+            flush=True,
+        )
+        outbox.close()
+        vault.close()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``lifeveil device status``."""
+    from lifeveil.device.status import device_status
+
+    status = device_status(args.state, args.vault, **(_vault_secret(args, required=False)))
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    ob = status["outbox"]
+    print(f"device: {status['device'] or '(not enrolled)'}  state: {status['state']}")
+    if ob is None:
+        print("outbox: none yet (the agent has not run)")
+    else:
+        print(
+            f"outbox: {ob['pending']} pending; {ob['put']} queued in total, {ob['stored']} "
+            f"stored, {ob['duplicates']} duplicate acks, {ob['conflicts']} conflicts, "
+            f"{ob['refused']} refused; next seq {ob['next_seq']}"
+        )
+    vault = status["vault"]
+    if vault is not None:
+        detail = (
+            f", {vault['seconds']:.1f} s, {vault['bytes']} B" if "seconds" in vault else " (locked)"
+        )
+        print(f"vault: {vault['segments']} segments{detail}")
+    return 0
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _device_config(args: argparse.Namespace) -> DeviceConfig:
+    base = DeviceConfig.load(args.config) if args.config else DeviceConfig()
+    return base.replace(
+        fps=args.fps,
+        rate_hz=args.rate_hz,
+        segment_s=args.segment_seconds,
+        realtime=True if args.realtime else None,
+    )
+
+
+def _identity(args: argparse.Namespace) -> DeviceIdentity:
+    path = args.token_file or args.state / IDENTITY_FILE
+    return load_identity(path).replace_missing(args.server, args.cafile)
+
+
+def _uplink_config(identity: DeviceIdentity, config: DeviceConfig) -> UplinkConfig:
+    from lifeveil.transport.client import QueryClient
+    from lifeveil.transport.frame import WireSpec
+    from lifeveil.transport.uplink import UplinkConfig
+
+    wire = identity.wire_spec()
+    if wire is None:  # a bare token: ask the server which format it speaks
+        assert identity.server is not None
+        with QueryClient(identity.server, identity.token, cafile=identity.cafile) as client:
+            wire = WireSpec.from_token(client.info()["wire"])
+    return UplinkConfig(
+        url=identity.uplink_url,
+        token=identity.token,
+        wire=wire,
+        rate_hz=config.rate_hz,
+        cafile=identity.cafile,
+        max_in_flight=config.max_in_flight,
+        backoff_initial_s=config.backoff_initial_s,
+        backoff_max_s=config.backoff_max_s,
+    )
+
+
+def _run_banner(privatizer: Privatizer, outbox: Outbox, identity: DeviceIdentity | None) -> str:
+    mode = "clips" if privatizer.cfg.clip_frames > 1 else "frames"
+    target = "offline (queue only)" if identity is None else identity.uplink_url
+    return (
+        f"device {identity.device if identity else '-'}: privatizer d={privatizer.z_dim} on "
+        f"{mode}, outbox {outbox.path} ({outbox.pending()} pending), uplink {target}"
+    )
+
+
+def _read_secret(path: Path | None, env: str, what: str) -> str:
+    if path is not None:
+        try:
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    else:
+        text = os.environ.get(env, "").strip()
+    if not text:
+        raise InputError(f"no {what}: pass a file or set ${env}")
+    return text
+
+
+def _vault_secret(args: argparse.Namespace, required: bool = True) -> dict[str, object]:
+    if args.key_file:
+        return {"key_file": args.key_file}
+    if args.passphrase_file:
+        return {"passphrase": args.passphrase_file.read_text().removesuffix("\n")}
+    if os.environ.get(PASSPHRASE_ENV):
+        return {"passphrase": os.environ[PASSPHRASE_ENV]}
+    if required:
+        raise VaultKeyError(
+            f"the vault needs its secret: pass --key-file or --passphrase-file, or set "
+            f"${PASSPHRASE_ENV}"
+        )
+    return {}

@@ -1,0 +1,67 @@
+"""``lifeveil device``: offline run into outbox and vault, status, enrolment, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lifeveil.cli.main import main
+
+from .conftest import PASSPHRASE
+
+
+def test_status_of_a_fresh_state_folder(tmp_path: Path, capsys):
+    assert main(["device", "status", "--state", str(tmp_path / "state")]) == 0
+    out = capsys.readouterr().out
+    assert "(not enrolled)" in out and "none yet" in out
+
+
+def test_run_without_credentials_is_one_line_error(
+    tmp_path: Path, vault, tiny_checkpoint: Path, talking_face_clip: Path, capsys
+):
+    code = main(
+        ["device", "run", "--source", str(talking_face_clip), "--vault", str(vault.root),
+         "--state", str(tmp_path / "state"), "--model", str(tiny_checkpoint)]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "lifeveil device enroll" in err
+
+
+def test_offline_run_queues_z_and_records_raw_video(
+    tmp_path: Path, vault, tiny_checkpoint: Path, talking_face_clip: Path, capsys, monkeypatch
+):
+    monkeypatch.setenv("LIFEVEIL_VAULT_PASSPHRASE", PASSPHRASE)
+    state = tmp_path / "state"
+    args = ["--source", str(talking_face_clip), "--vault", str(vault.root), "--state", str(state)]
+    assert main(["device", "run", *args, "--model", str(tiny_checkpoint), "--offline"]) == 0
+    assert main(["device", "run", *args, "--model", str(tiny_checkpoint), "--offline"]) == 0
+    capsys.readouterr()
+    assert (
+        main(["device", "status", "--state", str(state), "--vault", str(vault.root), "--json"]) == 0
+    )
+    status = json.loads(capsys.readouterr().out)
+    assert status["outbox"]["pending"] == status["outbox"]["put"] == 8  # second run: nothing new
+    assert status["vault"]["agent_segments"] == 1
+    assert status["vault"]["seconds"] == pytest.approx(4.0, abs=0.05)
+
+
+@pytest.mark.slow
+def test_enroll_saves_private_credentials(tmp_path: Path, server, capsys):
+    token_file = tmp_path / "user.token"
+    token_file.write_text(server.add_tenant("home") + "\n")
+    server.start()
+    state = tmp_path / "state"
+    code = main(
+        ["device", "enroll", "--server", server.base_url, "--name", "hall",
+         "--user-token-file", str(token_file), "--cafile", server.cafile, "--state", str(state)]
+    )  # fmt: skip
+    assert code == 0 and "enrolled device 'hall'" in capsys.readouterr().out
+    saved = json.loads((state / "device.json").read_text())
+    assert saved["device"] == "hall" and saved["wire"] == "1;16;fp16"
+    assert (state / "device.json").stat().st_mode & 0o777 == 0o600
+    assert main(["device", "enroll", "--server", server.base_url, "--name", "hall",
+                 "--user-token-file", str(token_file), "--cafile", server.cafile,
+                 "--state", str(tmp_path / "other")]) == 2  # fmt: skip
+    assert "already" in capsys.readouterr().err
