@@ -15,7 +15,7 @@ from lifeveil.bench.methods.dp import clip_rows, noise_multiplier
 from lifeveil.bench.methods.pixel import blur_np, blur_torch, pixelate_np
 from lifeveil.bench.presets import PRESETS, Preset, get_preset
 from lifeveil.data import load_orl
-from lifeveil.errors import DatasetError, UnknownNameError
+from lifeveil.errors import DatasetError, InputError, UnknownNameError
 from lifeveil.privatizer import PrivatizerConfig
 from lifeveil.privatizer.checkpoint import save_checkpoint
 from lifeveil.privatizer.model import PrivatizerModel
@@ -85,6 +85,20 @@ def test_presets_are_known_and_unknown_lists_names():
     full = get_preset("full")
     for family in {f for f, _ in full.methods} - {"raw-teacher", "msr"}:
         assert sum(f == family for f, _ in full.methods) == 3, family
+
+
+def test_presets_load_from_toml(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'base = "quick"\nseeds = [0, 1]\nmethods = [["raw-teacher", {}], ["blur", {sigma = 2.0}]]\n'
+    )
+    preset = get_preset(str(path))
+    assert preset.name == "mine" and preset.seeds == (0, 1)
+    assert preset.methods == (("raw-teacher", {}), ("blur", {"sigma": 2.0}))
+    assert preset.victim_identities == get_preset("quick").victim_identities
+    path.write_text("sigma = 3\n")
+    with pytest.raises(InputError, match="unknown preset fields \\['sigma'\\]"):
+        get_preset(str(path))
 
 
 # --------------------------------------------------------------------------- pixel ops

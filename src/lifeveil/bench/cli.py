@@ -81,7 +81,7 @@ def available() -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {
         "methods": METHODS.describe(),
         "presets": {
-            name: f"{len(p.methods)} method settings x {len(p.seeds)} seeds, "
+            name: f"{len(p.methods)} method settings (msr: each per checkpoint) x {len(p.seeds)} seed(s), "
             f"{len(p.victim_identities)} victim identities"
             for name, p in PRESETS.items()
         },

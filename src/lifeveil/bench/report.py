@@ -492,7 +492,7 @@ def write_reports(
     write_json(out / "results.json", _jsonable(results))
     tables = axis_tables(agg)
     with atomic_open(out / "summary.md") as fh:
-        fh.write(_summary_md(results, tables, matched, figures, out))
+        fh.write(_summary_md(results, tables, matched, figures + job_images(out, jobs), out))
     with atomic_open(out / "report.html") as fh:
         fh.write(_report_html(results, tables, matched, figures + job_images(out, jobs)))
     return results
@@ -560,6 +560,10 @@ def _summary_md(
     ]
     lines += ["", "## Figures", ""]
     lines += [f"![{cap}]({p.relative_to(out)})" for cap, p in figures]
+    lines += [
+        "",
+        "Per-job figures (reconstruction grids, optimisation curves) are in `jobs/<job>/`.",
+    ]
     if results["failed"]:
         lines += ["", "## Failed jobs", ""]
         lines += [f"- `{f['job']}`: {f['error']}" for f in results["failed"]]

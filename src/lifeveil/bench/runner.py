@@ -204,7 +204,8 @@ def msr_checkpoints(
         )
         if not files:
             raise CheckpointError(f"{folder}: no NAME.safetensors with NAME.json beside it")
-        found += [(p.stem, p.resolve()) for p in files]
+        known = {path.resolve() for _, path in found}
+        found += [(p.stem, p.resolve()) for p in files if p.resolve() not in known]
     if not found:
         raise CheckpointError(
             f"no privatizer checkpoint for the msr method: the shipped default is missing "
