@@ -195,7 +195,7 @@ class DeviceAgent:
         self._progress(
             f"{spec.name}: {report.frames_decoded} frames decoded, {report.frames_sampled} "
             f"sampled at {self.config.fps:g} fps -> {report.z_queued} z queued, "
-            f"{report.segments} raw segments in the vault"
+            f"{report.segments} raw segment(s) in the vault"
         )
         return report
 

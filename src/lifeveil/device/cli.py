@@ -281,7 +281,12 @@ def _vault_secret(args: argparse.Namespace, required: bool = True) -> dict[str, 
     if args.key_file:
         return {"key_file": args.key_file}
     if args.passphrase_file:
-        return {"passphrase": args.passphrase_file.read_text().removesuffix("\n")}
+        try:
+            return {"passphrase": args.passphrase_file.read_text().removesuffix("\n")}
+        except OSError as exc:
+            raise VaultKeyError(
+                f"{args.passphrase_file}: cannot read the passphrase file ({exc.strerror})"
+            ) from None
     if os.environ.get(PASSPHRASE_ENV):
         return {"passphrase": os.environ[PASSPHRASE_ENV]}
     if required:
