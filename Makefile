@@ -4,7 +4,7 @@ setup:
 
 # The main job on the embedded default.
 run: setup
-	.venv/bin/lifeveil quickstart
+	.venv/bin/lifeveil demo
 
 # The whole test suite.
 test: setup
