@@ -82,6 +82,7 @@ def test_evaluate_method_schema_and_artifacts(tiny_data: BenchData, tmp_path: Pa
     assert out["pl"]["temporal"]["k"] == [1, 2, 4]
     assert out["rr"]["recon_optim"]["available"] is True
     assert out["rr"]["recon_optim"]["n_targets"] == 3
+    assert out["rr"]["recon_decoder"]["id_judge_missing"] == "face_judge is off"
     assert out["artifacts"] == ["optim_curves.png", "recon_decoder.png", "recon_optim.png"]
     assert all((tmp_path / name).stat().st_size > 1000 for name in out["artifacts"])
     assert all(v >= 0 for v in out["timings"].values())
@@ -99,6 +100,7 @@ def test_evaluate_without_differentiable_form_with_face_judge(
     assert optim["available"] is False and "differentiable" in optim["reason"]
     decoder = out["rr"]["recon_decoder"]
     assert decoder["id_match_chance"] == 0.25 and decoder["id_match_real"] >= 0.9
+    assert "id_judge_missing" not in decoder
     assert out["artifacts"] == ["recon_decoder.png"]
 
 

@@ -59,11 +59,11 @@ class EvalSettings:
     """
 
     temporal_k: tuple[int, ...] = (1, 2, 4, 8)  # frames averaged by the temporal attacker
-    temporal_jitter: int = 2  # jittered copies of each held-out face (the extra "video frames")
+    temporal_jitter: int = 1  # jittered copies of each held-out face (the extra "video frames")
     temporal_repeats: int = 10  # random k-frame draws per person and k
     recon_victims: int = 8  # victims inverted by the optimisation attack (one image each)
     recon_epochs: int = 30  # epochs of the features -> face decoder
-    recon_aux_copies: int = 3  # augmented queries per auxiliary face (plus one mirror image)
+    recon_aux_copies: int = 2  # augmented queries per auxiliary face (plus one mirror image)
     generator_epochs: int = 0  # epochs of the attacker's autoencoder G; 0 = 4 x recon_epochs
     opt_restarts: int = 2  # random starts per victim in the optimisation attack
     opt_steps: int = 50  # Adam steps per start
@@ -210,7 +210,7 @@ def evaluate_rr(
     """Reconstruction by decoder (all held-out victim faces) and by optimisation."""
     labels = data.faces_victims.labels
     victim_crops = face_crops(data.faces_victims.images)
-    recogniser = _recogniser(settings)
+    recogniser, no_judge = _recogniser(settings)
     gallery = (victim_crops, labels)
     _, held_out = split_per_identity(labels, seed=seed)
     out: dict[str, Any] = {}
@@ -230,6 +230,8 @@ def evaluate_rr(
             grid_path=out_dir / "recon_decoder.png",
             title=f"{method.id}: reconstruction by decoder",
         )
+    if recogniser is None:
+        out["recon_decoder"]["id_judge_missing"] = no_judge
     encoder = _differentiable(method)
     if isinstance(encoder, str):
         out["recon_optim"] = {"available": False, "reason": encoder}
@@ -257,16 +259,19 @@ def evaluate_rr(
             encoder_size=SURROGATE_SIZE,
         )
         out["recon_optim"] = {"available": True, **result}
+    if recogniser is None:
+        out["recon_optim"]["id_judge_missing"] = no_judge
     return out
 
 
-def _recogniser(settings: EvalSettings) -> FaceRecogniser | None:
+def _recogniser(settings: EvalSettings) -> tuple[FaceRecogniser | None, str]:
+    """The shared SFace judge, or None and why not."""
     if not settings.face_judge:
-        return None
+        return None, "face_judge is off"
     try:
-        return shared_recogniser()
-    except LifeVeilError:
-        return None  # reported as missing id_* keys; the message is in the runner's log
+        return shared_recogniser(), ""
+    except LifeVeilError as exc:
+        return None, str(exc)
 
 
 def _differentiable(method: Method) -> Callable[[torch.Tensor], torch.Tensor] | str:
