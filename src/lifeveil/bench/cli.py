@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--msr-checkpoints",
         type=Path,
         metavar="DIR",
-        help="folder of privatizer checkpoints (a lambda sweep) to add to msr",
+        help="folder of privatizer checkpoints (a lambda sweep) to add to msr; 'shipped' = the sweep in the package",
     )
     p.add_argument(
         "--list", action="store_true", help="list methods, presets, attacks and tasks, then exit"

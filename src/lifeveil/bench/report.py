@@ -14,6 +14,7 @@ import html
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,14 @@ def _mean_std(values: list[Any]) -> tuple[Any, Any]:
     return vals[0], None
 
 
+NON_METRIC_KEYS = ("timings", "artifacts")  # evaluate_method bookkeeping, not results
+
+
+def metric_dict(job: dict[str, Any]) -> dict[str, Any]:
+    """A job's metrics without bookkeeping entries (timings, artifact lists)."""
+    return {k: v for k, v in job.get("metrics", {}).items() if k not in NON_METRIC_KEYS}
+
+
 def aggregate(jobs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per method id: family, params, seeds, and mean/std of every metric and SE number."""
     grouped: dict[str, list[dict[str, Any]]] = {}
@@ -99,7 +108,7 @@ def aggregate(jobs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         grouped.setdefault(job["method_id"], []).append(job)
     out: dict[str, dict[str, Any]] = {}
     for mid, runs in grouped.items():
-        flat = [{**flatten(r.get("metrics", {})), **flatten(r.get("se", {}), "se")} for r in runs]
+        flat = [{**flatten(metric_dict(r)), **flatten(r.get("se", {}), "se")} for r in runs]
         keys = sorted({k for f in flat for k in f})
         mean, std = {}, {}
         for k in keys:
@@ -190,6 +199,9 @@ def curve_family(mid: str, family: str, params: dict[str, Any]) -> str:
 # --------------------------------------------------------------------- matched utility
 
 
+MATCH_TOLERANCE = 0.10  # largest relative-scene-accuracy gap still called "matched utility"
+
+
 def matched_utility(agg: dict[str, dict[str, Any]], pp: dict[str, Any]) -> list[dict[str, Any]]:
     """For each msr setting and each baseline family, the baseline setting closest in utility.
 
@@ -211,11 +223,14 @@ def matched_utility(agg: dict[str, dict[str, Any]], pp: dict[str, Any]) -> list[
             if not cands:
                 continue
             best = min(cands, key=lambda c: abs(pts[c]["scene_rel"] - mine["scene_rel"]))
+            gap = pts[best]["scene_rel"] - mine["scene_rel"]
             row = {
                 "msr": mid,
                 "baseline": best,
                 "msr_scene_rel": mine["scene_rel"],
                 "baseline_scene_rel": pts[best]["scene_rel"],
+                "utility_gap": gap,
+                "matched": abs(gap) <= MATCH_TOLERANCE,
             }
             for metric in ("identity_acc", "reid_top1"):
                 a, b = mine[metric], pts[best][metric]
@@ -234,10 +249,20 @@ def _winner(msr: Any, baseline: Any, tol: float = 0.01) -> str | None:
 
 
 def matched_sentences(rows: list[dict[str, Any]]) -> list[str]:
-    """Plain-language lines for the summary, one per (msr setting, baseline family)."""
+    """Plain-language lines for the summary: a verdict per matched pair, then the unmatched."""
+    matched = [r for r in rows if r["matched"]]
     lines = []
-    for r in rows:
-        gap = r["baseline_scene_rel"] - r["msr_scene_rel"]
+    if rows:
+        wins = sum(r["identity_acc_winner"] == "msr" for r in matched)
+        losses = sum(r["identity_acc_winner"] == "baseline" for r in matched)
+        lines.append(
+            f"Each msr setting is paired with the setting of every baseline family closest in scene "
+            f"accuracy relative to raw-teacher; a pair counts as matched when the gap is at most "
+            f"{MATCH_TOLERANCE:.2f}. Of {len(matched)} matched pairs, msr has the lower identity "
+            f"accuracy in {wins}, the baseline in {losses}, and {len(matched) - wins - losses} are "
+            "ties (within 0.01) or lack the metric."
+        )
+    for r in matched:
         parts = []
         for metric, label in (("identity_acc", "identity accuracy"), ("reid_top1", "re-ID top-1")):
             a, b, w = r[f"msr_{metric}"], r[f"baseline_{metric}"], r[f"{metric}_winner"]
@@ -249,22 +274,18 @@ def matched_sentences(rows: list[dict[str, Any]]) -> list[str]:
                 "tie": "a tie",
             }[w]
             parts.append(f"{label} {_fmt(a)} vs {_fmt(b)} ({verdict})")
-        if not parts:
-            continue
-        lines.append(
-            f"- `{r['msr']}` (relative scene accuracy {_fmt(r['msr_scene_rel'])}) vs "
-            f"`{r['baseline']}` ({_fmt(r['baseline_scene_rel'])}, utility gap {gap:+.3f}): "
-            + "; ".join(parts)
-            + "."
+        if parts:
+            lines.append(
+                f"- `{r['msr']}` (relative scene accuracy {_fmt(r['msr_scene_rel'])}) vs "
+                f"`{r['baseline']}` ({_fmt(r['baseline_scene_rel'])}): " + "; ".join(parts) + "."
+            )
+    unmatched = [r for r in rows if not r["matched"]]
+    if unmatched:
+        pairs = ", ".join(
+            f"`{r['msr']}`/`{r['baseline']}` ({r['utility_gap']:+.2f})" for r in unmatched
         )
-    wins = sum(r.get("identity_acc_winner") == "msr" for r in rows)
-    losses = sum(r.get("identity_acc_winner") == "baseline" for r in rows)
-    if rows:
-        lines.insert(
-            0,
-            f"On identity accuracy at matched utility msr has lower leakage in {wins} of {len(rows)} "
-            f"comparisons and higher in {losses} (ties within 0.01 otherwise). A comparison is only "
-            "fair where the utility gap is small; large gaps are printed so they can be discounted.",
+        lines.append(
+            f"- No baseline setting within {MATCH_TOLERANCE:.2f} of utility (gap): {pairs}."
         )
     return lines
 
@@ -329,6 +350,7 @@ def privacy_utility_plot(
 def temporal_plot(agg: dict[str, dict[str, Any]]) -> bytes | None:
     """Identity accuracy against the number of frames k an attacker averages, per method."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -351,6 +373,7 @@ def temporal_plot(agg: dict[str, dict[str, Any]]) -> bytes | None:
         plt.close(fig)
         return None
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("frames averaged by the attacker (k)")
     ax.set_ylabel("identity accuracy (linear probe)")
     ax.set_title("Temporal accumulation")
@@ -394,16 +417,31 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _cell(mean: Any, std: Any, n_seeds: int) -> str:
+def _cell(mean: Any, std: Any, n_seeds: int, key: str = "") -> str:
+    if _is_number(mean) and key.endswith(("params", "bytes")):
+        return f"{mean:,.0f}"  # counts of parameters and bytes: whole numbers
     if n_seeds > 1 and _is_number(std) and _is_number(mean):
         return f"{_fmt(mean)} ± {_fmt(std)}"
     return _fmt(mean)
 
 
-def axis_tables(agg: dict[str, dict[str, Any]]) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """Per axis: (column names, rows of cells), one row per method id."""
+@dataclass
+class AxisTable:
+    """One axis's table: a header, one row per method id, and the columns equal for all methods."""
+
+    header: list[str]
+    rows: list[list[str]]
+    constant: list[tuple[str, str]]  # (column, value) shown once below the table
+
+
+def axis_tables(agg: dict[str, dict[str, Any]]) -> dict[str, AxisTable]:
+    """Per axis, the table of every metric, one row per method id.
+
+    Columns with one value for every method (chance levels, counts, fixed budgets) are listed
+    once below the table instead (when there are two or more methods).
+    """
     keys = sorted({k for m in agg.values() for k in m["mean"]})
-    tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+    tables: dict[str, AxisTable] = {}
     for axis in AXES:
         if axis == "SE":
             cols = [
@@ -411,11 +449,18 @@ def axis_tables(agg: dict[str, dict[str, Any]]) -> dict[str, tuple[list[str], li
             ]
         else:
             cols = [k for k in keys if axis_of(k) == axis and not k.startswith("se.")]
-        rows = []
-        for mid, m in agg.items():
-            n = len(m["seeds"])
-            rows.append([mid] + [_cell(m["mean"].get(c), m["std"].get(c), n) for c in cols])
-        tables[axis] = (["method"] + [_column_label(c, axis) for c in cols], rows)
+        cells = {
+            c: [_cell(m["mean"].get(c), m["std"].get(c), len(m["seeds"]), c) for m in agg.values()]
+            for c in cols
+        }
+        constant = [c for c in cols if axis != "SE" and len(agg) > 1 and len(set(cells[c])) == 1]
+        shown = [c for c in cols if c not in constant]
+        rows = [[mid] + [cells[c][i] for c in shown] for i, mid in enumerate(agg)]
+        tables[axis] = AxisTable(
+            ["method"] + [_column_label(c, axis) for c in shown],
+            rows,
+            [(_column_label(c, axis), cells[c][0]) for c in constant],
+        )
     return tables
 
 
@@ -479,7 +524,13 @@ def write_reports(
         "timings": {
             "wall_s": run_info["wall_s"],
             "skipped_finished": run_info["skipped_finished"],
-            "jobs": {j["job"]: j.get("timings", {}) for j in jobs},
+            "jobs": {
+                j["job"]: {
+                    **j.get("timings", {}),
+                    "evaluate": j.get("metrics", {}).get("timings", {}),
+                }
+                for j in jobs
+            },
         },
         "started": run_info["started"],
         "jobs": list(jobs),
@@ -536,7 +587,7 @@ def _write_figures(
 
 def _summary_md(
     results: dict[str, Any],
-    tables: dict[str, tuple[list[str], list[list[str]]]],
+    tables: dict[str, AxisTable],
     matched: list[dict[str, Any]],
     figures: list[tuple[str, Path]],
     out: Path,
@@ -551,8 +602,11 @@ def _summary_md(
         "",
     ]
     for axis in AXES:
-        header, rows = tables[axis]
-        lines += [f"## {axis}: {AXIS_TITLES[axis]}", "", markdown_table(header, rows), ""]
+        t = tables[axis]
+        lines += [f"## {axis}: {AXIS_TITLES[axis]}", "", markdown_table(t.header, t.rows), ""]
+        if t.constant:
+            same = "; ".join(f"{c} = {v}" for c, v in t.constant)
+            lines += [f"Same for every method: {same}.", ""]
     lines += ["## Where msr wins / loses at matched utility", ""]
     sentences = matched_sentences(matched)
     lines += sentences or [
@@ -585,7 +639,7 @@ img{max-width:700px}
 
 def _report_html(
     results: dict[str, Any],
-    tables: dict[str, tuple[list[str], list[list[str]]]],
+    tables: dict[str, AxisTable],
     matched: list[dict[str, Any]],
     images: list[tuple[str, Path]],
 ) -> str:
@@ -598,8 +652,14 @@ def _report_html(
         f"wall time {results['timings']['wall_s']:.0f} s. Means over seeds (± std).</p>",
     ]
     for axis in AXES:
-        header, rows = tables[axis]
-        parts += [f"<h2>{axis}: {html.escape(AXIS_TITLES[axis])}</h2>", html_table(header, rows)]
+        t = tables[axis]
+        parts += [
+            f"<h2>{axis}: {html.escape(AXIS_TITLES[axis])}</h2>",
+            html_table(t.header, t.rows),
+        ]
+        if t.constant:
+            same = "; ".join(f"{c} = {v}" for c, v in t.constant)
+            parts.append(f"<p><small>Same for every method: {html.escape(same)}.</small></p>")
     parts.append("<h2>Where msr wins / loses at matched utility</h2><ul>")
     sentences = matched_sentences(matched) or ["No comparison possible."]
     parts += [f"<li>{html.escape(s.lstrip('- ').replace('`', ''))}</li>" for s in sentences]

@@ -25,6 +25,7 @@ import re
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,9 @@ def run_job(spec: JobSpec, evaluate: EvaluateFn | None = None) -> dict[str, Any]
     job_dir = Path(spec.out_dir) / "jobs" / spec.job_id
     job_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    metrics = (evaluate or default_evaluate())(method, data, preset, spec.seed, job_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # keep the progress bar readable; counted below
+        metrics = (evaluate or default_evaluate())(method, data, preset, spec.seed, job_dir)
     timings["evaluate_s"] = time.perf_counter() - t
     se: dict[str, Any] = {}
     if spec.measure_se:
@@ -133,12 +136,20 @@ def run_job(spec: JobSpec, evaluate: EvaluateFn | None = None) -> dict[str, Any]
         "host": platform.node(),
         "pid": os.getpid(),
         "threads": torch.get_num_threads(),
+        "warnings": _warning_counts(caught),
     }
     if spec.return_artifacts:
         result["_artifacts"] = {
             str(p.relative_to(job_dir)): p.read_bytes() for p in job_dir.rglob("*") if p.is_file()
         }
     return result
+
+
+def _warning_counts(caught: list[warnings.WarningMessage]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for w in caught:
+        counts[w.category.__name__] = counts.get(w.category.__name__, 0) + 1
+    return counts
 
 
 def _run_job_safely(spec: JobSpec, evaluate: EvaluateFn | None = None) -> dict[str, Any]:
@@ -183,10 +194,15 @@ def msr_checkpoints(
 ) -> list[tuple[str, Path]]:
     """(label, path) of the privatizers to benchmark: the shipped default plus a sweep folder.
 
-    Labels are file stems (``lambda_0.01``); the shipped one is ``default``. CheckpointError
-    if none exists, saying where they were looked for.
+    Labels are file stems (``lambda_0.01``); the shipped one is ``default``. ``sweep_dir`` may
+    be ``"shipped"``: the lambda sweep shipped in the package. CheckpointError if none exists,
+    saying where they were looked for.
     """
+    from lifeveil import paths
     from lifeveil.paths import DEFAULT_CHECKPOINT
+
+    if str(sweep_dir) == "shipped":
+        sweep_dir = getattr(paths, "SHIPPED_PRIVATIZERS", DEFAULT_CHECKPOINT.parent)
 
     found: list[tuple[str, Path]] = []
     if include_default and DEFAULT_CHECKPOINT.is_file():
