@@ -71,4 +71,11 @@ def _register_builtin() -> None:
 
 _register_builtin()
 
-__all__ = ["Preprocess", "Teacher", "create_teacher", "list_teachers", "register_teacher", "TEACHERS"]
+__all__ = [
+    "Preprocess",
+    "Teacher",
+    "create_teacher",
+    "list_teachers",
+    "register_teacher",
+    "TEACHERS",
+]
