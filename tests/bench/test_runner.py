@@ -164,6 +164,21 @@ def test_resume_skips_finished_jobs_and_retries_failed_ones(tmp_path, ckpt_dir, 
     second = _run(out, ckpt_dir, orl_root.parent, methods=["raw-teacher", "blur"], resume=True)
     assert CALLS == ["blur[sigma=8.0]"]  # raw-teacher was finished: skipped
     assert not second.failed and len(second.jobs) == 2 and not failed_file.exists()
+    CALLS.clear()
+    _run(out, ckpt_dir, orl_root.parent, methods=["raw-teacher"], resume=True, seeds=[0])
+    assert CALLS == []
+    changed = dataclasses.replace(TINY, temporal_k=(1, 3))  # another config: stale results
+    run_bench(
+        preset=changed,
+        out=out,
+        data_root=orl_root.parent,
+        methods=["raw-teacher"],
+        resume=True,
+        evaluate=fake_evaluate,
+        workers=0,
+        progress=False,
+    )
+    assert CALLS == ["raw-teacher"]
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import hashlib
 import json
 import math
 import multiprocessing
@@ -56,6 +57,21 @@ class JobSpec:
     threads: int = 1
     return_artifacts: bool = False  # Ray: ship the job's files back to the driver
     measure_se: bool = True  # SE is a property of the setting: measured for its first seed only
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of everything that decides this job's result (resume refuses stale results).
+
+        The preset's job selection (methods, seeds, name) is left out: it picks jobs, it does
+        not change what one job computes.
+        """
+        preset = {k: v for k, v in self.preset.items() if k not in ("methods", "seeds", "name")}
+        blob = json.dumps(
+            [self.family, self.params, self.seed, preset, self.data_root],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     @property
     def job_id(self) -> str:
@@ -126,6 +142,7 @@ def run_job(spec: JobSpec, evaluate: EvaluateFn | None = None) -> dict[str, Any]
     timings["total_s"] = time.perf_counter() - t0
     result = {
         "job": spec.job_id,
+        "config_hash": spec.config_hash,
         "method": method.describe(),
         "method_id": method.id,
         "family": method.family,
@@ -374,14 +391,20 @@ def _write_job(out: Path, result: dict[str, Any]) -> None:
 
 
 def load_finished(out: Path, specs: Sequence[JobSpec]) -> dict[str, dict[str, Any]]:
-    """Results already in ``OUT/jobs`` for these specs (unreadable files count as not finished)."""
+    """Results already in ``OUT/jobs`` for these specs.
+
+    Unreadable files, and results of a different configuration (another preset or data root
+    under the same job id), count as not finished, so they are recomputed.
+    """
     done: dict[str, dict[str, Any]] = {}
     for spec in specs:
         path = out / "jobs" / f"{spec.job_id}.json"
         try:
-            done[spec.job_id] = json.loads(path.read_text())
+            result = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
+        if result.get("config_hash") == spec.config_hash:
+            done[spec.job_id] = result
     return done
 
 
