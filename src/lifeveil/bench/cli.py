@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        help="parallel local processes (0 = in this process; default: cores/2)",
+        help="parallel local processes (0 = in this process; default: 2)",
     )
     p.add_argument("--threads", type=int, help="torch threads per job (default: cores/workers)")
     p.add_argument(

@@ -442,8 +442,11 @@ def package_versions() -> dict[str, str]:
 
 
 def default_workers() -> int:
-    """One worker per two cores (each job already uses several threads), at least one."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    """Two worker processes (one on a single core). Jobs are partly serial (sklearn probes,
+    detectors, H.264), so two processes with half the threads each keep the cores busier than
+    one process with all of them.
+    """
+    return min(2, os.cpu_count() or 1)
 
 
 def run_bench(
@@ -468,7 +471,7 @@ def run_bench(
         out: output folder (created). Jobs go to ``out/jobs``.
         methods: method families to run (default: all in the preset).
         seeds: job seeds (default: the preset's).
-        workers: parallel local processes (0 = run in this process; default: cores / 2).
+        workers: parallel local processes (0 = run in this process; default: 2).
         threads: torch threads per job (default: cores / workers, so the total is the cores).
         ray: ``"local"`` to start a local Ray instance, or a cluster address; None = local processes.
         resume: skip jobs whose ``out/jobs/<job>.json`` exists.
