@@ -109,6 +109,6 @@ def test_settings_from_preset() -> None:
     s = EvalSettings.from_preset(quick)
     assert s.temporal_k == tuple(quick.temporal_k) and s.opt_steps == quick.opt_steps
     assert s.recon_epochs == quick.recon_epochs and s.recon_victims == quick.recon_victims
-    assert s.recon_aux_copies == EvalSettings().recon_aux_copies  # not in the preset: default
-    assert s.generator_schedule.epochs == 4 * quick.recon_epochs
+    assert s.recon_aux_copies == quick.recon_aux_copies
+    assert s.generator_schedule.epochs == quick.generator_epochs
     assert EvalSettings.from_preset(BUDGET).generator_schedule.epochs == 2

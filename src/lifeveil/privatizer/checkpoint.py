@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lifeveil.errors import CheckpointError
-from lifeveil.io import atomic_path, write_json
+from lifeveil.io import atomic_path, make_public, write_json
 from lifeveil.privatizer.config import PrivatizerConfig
 
 FORMAT = "lifeveil-privatizer"
@@ -41,6 +41,7 @@ def save_checkpoint(
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "version": str(cfg.version)})
+        make_public(tmp)  # safetensors writes the file 0600
     write_json(config_path(path), {"format": FORMAT, "privatizer": cfg.to_dict(), "training": meta})
     return path
 

@@ -187,11 +187,12 @@ def save_view_cache(cache: ViewCache, path: str | Path, key: dict[str, object]) 
 
     from safetensors.torch import save_file
 
-    from lifeveil.io import atomic_path
+    from lifeveil.io import atomic_path, make_public
 
     tensors = {k: v.contiguous() for k, v in vars(cache).items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"key": json.dumps(key, sort_keys=True)})
+        make_public(tmp)  # safetensors writes the file 0600
 
 
 def load_view_cache(path: str | Path, key: dict[str, object]) -> ViewCache | None:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from lifeveil import __version__
 from lifeveil.errors import CheckpointError
-from lifeveil.io import atomic_path
+from lifeveil.io import atomic_path, make_public
 from lifeveil.privatizer.checkpoint import load_checkpoint, resume_path, save_checkpoint
 from lifeveil.privatizer.config import PrivatizerConfig
 from lifeveil.privatizer.data import ViewCache
@@ -126,6 +126,7 @@ def _save_resume(path: Path, opt: torch.optim.Optimizer, epoch: int) -> None:
             tensors[f"{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
     with atomic_path(resume_path(path)) as tmp:
         save_file(tensors, str(tmp))
+        make_public(tmp)  # safetensors writes the file 0600
 
 
 def _load_resume(path: Path, opt: torch.optim.Optimizer) -> int:
