@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -78,13 +79,16 @@ def _msr_args(tmp_path: Path) -> list[str]:
 def test_quick_preset_end_to_end(tmp_path, orl_root, capsys):
     pytest.importorskip("lifeveil.bench.evaluate")
     out = tmp_path / "quick"
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    rc = main(
-        ["bench", "--preset", "quick", "--out", str(out), "--workers", "1", *_msr_args(tmp_path)]
-    )
+    rc = main(["bench", "--preset", "quick", "--out", str(out), *_msr_args(tmp_path)])
     elapsed = time.perf_counter() - t0
     assert rc == 0, capsys.readouterr().err
-    assert elapsed < QUICK_BUDGET_S, f"quick preset took {elapsed:.0f} s"
+    # The budget is for 2 otherwise idle cores. On a shared machine our 2 workers get about
+    # cores / (others' load + 2) of the CPU, so the budget stretches by the inverse.
+    cores = max(2, os.cpu_count() or 1)
+    budget = QUICK_BUDGET_S * max(1.0, (load0 + 2) / cores)
+    assert elapsed < budget, f"quick preset took {elapsed:.0f} s (budget {budget:.0f} s)"
     results = json.loads((out / "results.json").read_text())
     families = {m["family"] for m in results["methods"].values()}
     assert families == {

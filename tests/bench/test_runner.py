@@ -252,3 +252,19 @@ def test_msr_settings_expand_per_checkpoint(ckpt_dir, tmp_path):
         threads=1,
     )
     assert len({j.job_id for j in jobs}) == len(jobs) == 6
+
+
+def test_detector_coverage_counts_faces_the_baseline_found(orl_root, skimage_images):
+    from types import SimpleNamespace
+
+    from lifeveil.bench.methods import create_method
+    from lifeveil.bench.runner import detector_coverage
+    from lifeveil.data import load_orl
+
+    faces = load_orl(orl_root, ["s11"]).images[:2]
+    data = SimpleNamespace(
+        faces_victims=SimpleNamespace(images=faces),
+        bystanders=SimpleNamespace(images=[skimage_images[1], *faces]),  # coffee cup: no face
+    )
+    cover = detector_coverage(create_method("face-blur", {"sigma": 4.0}, 0), data)
+    assert cover == {"found_victims": 1.0, "found_bystanders": pytest.approx(2 / 3)}

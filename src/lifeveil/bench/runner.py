@@ -132,6 +132,10 @@ def run_job(spec: JobSpec, evaluate: EvaluateFn | None = None) -> dict[str, Any]
         warnings.simplefilter("always")  # keep the progress bar readable; counted below
         metrics = (evaluate or default_evaluate())(method, data, preset, spec.seed, job_dir)
     timings["evaluate_s"] = time.perf_counter() - t
+    if hasattr(method, "detection_rate"):  # face-region baselines: how many faces they even see
+        t = time.perf_counter()
+        metrics.setdefault("pl", {})["detector"] = detector_coverage(method, data)
+        timings["detector_s"] = time.perf_counter() - t
     se: dict[str, Any] = {}
     if spec.measure_se:
         t = time.perf_counter()
@@ -160,6 +164,18 @@ def run_job(spec: JobSpec, evaluate: EvaluateFn | None = None) -> dict[str, Any]
             str(p.relative_to(job_dir)): p.read_bytes() for p in job_dir.rglob("*") if p.is_file()
         }
     return result
+
+
+def detector_coverage(method: Any, data: Any) -> dict[str, float]:
+    """Fraction of victim portraits and of bystander frames in which the method found a face.
+
+    A face the detector misses is uploaded untouched, so this bounds what face-region
+    anonymisation can protect.
+    """
+    return {
+        "found_victims": method.detection_rate(data.faces_victims.images),
+        "found_bystanders": method.detection_rate(data.bystanders.images),
+    }
 
 
 def _warning_counts(caught: list[warnings.WarningMessage]) -> dict[str, int]:

@@ -4,7 +4,9 @@ What a method uploads decides its bytes per frame: feature methods send one vect
 (counted as the payload at wire precision and as a LifeVeil wire frame, header and padding
 included); pixel methods upload the processed frame, counted as a JPEG (quality 90) and as
 H.264 (libx264 via PyAV, CRF 23, a real clip's frames). For feature methods the JPEG and H.264
-columns are of the raw frame, the cost they avoid.
+columns are of the raw frame, the cost they avoid. H.264 bytes per frame include the stream's
+one keyframe over a short sequence (the preset's ``se_frames``), so they overstate what a long
+stream would average.
 """
 
 from __future__ import annotations
