@@ -55,8 +55,9 @@ class Preset:
     # Attack budget details read by lifeveil.bench.evaluate.EvalSettings (same names): augmented
     # queries per auxiliary face, jittered copies per held-out face and k-frame draws for the
     # temporal attack, epochs of the attacker's generator (0 = 4 x recon_epochs).
-    recon_aux_copies: int = 3
-    temporal_jitter: int = 2
+    # Defaults equal EvalSettings' own.
+    recon_aux_copies: int = 2
+    temporal_jitter: int = 1
     temporal_repeats: int = 10
     generator_epochs: int = 0
 
