@@ -4,12 +4,34 @@ import json
 
 from lifeveil.cli.main import main
 
-SMALL = ["--input-size", "64", "--z-dim", "8", "--epochs", "1", "--views", "1", "--quiet", "--threads", "2"]
+SMALL = [
+    "--input-size",
+    "64",
+    "--z-dim",
+    "8",
+    "--epochs",
+    "1",
+    "--views",
+    "1",
+    "--quiet",
+    "--threads",
+    "2",
+]
 
 
 def test_lambda_sweep_writes_one_checkpoint_per_lambda_and_reuses_cache(orl_root, tmp_path, capsys):
     out, cache = tmp_path / "sweep", tmp_path / "cache.safetensors"
-    argv = ["train", str(orl_root / "s1"), "--lambdas", "0.001,0.1", "--out", str(out), "--cache", str(cache), *SMALL]
+    argv = [
+        "train",
+        str(orl_root / "s1"),
+        "--lambdas",
+        "0.001,0.1",
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+        *SMALL,
+    ]
     assert main(argv) == 0
     assert sorted(p.name for p in out.glob("*.safetensors") if "resume" not in p.name) == [
         "lambda_0.001.safetensors",
@@ -35,6 +57,14 @@ def test_bad_training_input_is_a_clear_error(tmp_path, capsys):
 
 
 def test_sweep_needs_a_folder(orl_root, tmp_path, capsys):
-    argv = ["train", str(orl_root / "s1"), "--lambdas", "0.1", "--out", str(tmp_path / "x.safetensors"), *SMALL]
+    argv = [
+        "train",
+        str(orl_root / "s1"),
+        "--lambdas",
+        "0.1",
+        "--out",
+        str(tmp_path / "x.safetensors"),
+        *SMALL,
+    ]
     assert main(argv) == 2
     assert "folder" in capsys.readouterr().err

@@ -32,7 +32,9 @@ class PrivatizerConfig:
     utility_loss: str = "cosine"  # "cosine" or "mse" between decoded z and teacher embedding
     lam: float = 1e-2  # lambda: weight of KL (nats) against the utility loss
     clip_frames: int = 1  # frames pooled into one z (1 = per-frame mode; >1 = clip mode)
-    deploy_mode: str = "sample"  # what privatize() releases by default; the KL bound holds only for samples
+    deploy_mode: str = (
+        "sample"  # what privatize() releases by default; the KL bound holds only for samples
+    )
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
