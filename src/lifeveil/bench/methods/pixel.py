@@ -9,6 +9,8 @@ a NumPy form (what the device runs) and an exactly matching differentiable torch
 
 from __future__ import annotations
 
+import abc
+
 import math
 from collections.abc import Sequence
 
@@ -72,13 +74,13 @@ class PixelMethod(Method):
 
     uploads_pixels = True
 
+    @abc.abstractmethod
     def apply(self, crop: np.ndarray) -> np.ndarray:
         """The operation on one 224-px uint8 crop."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def apply_torch(self, pixels: torch.Tensor) -> torch.Tensor:
         """The operation on (N, 3, S, S) pixels in [0, 1]."""
-        raise NotImplementedError
 
     def process_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The uploaded frames: the operation applied to each teacher crop (224x224 uint8)."""
