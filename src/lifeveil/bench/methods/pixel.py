@@ -10,7 +10,6 @@ a NumPy form (what the device runs) and an exactly matching differentiable torch
 from __future__ import annotations
 
 import abc
-
 import math
 from collections.abc import Sequence
 
