@@ -81,7 +81,7 @@ def evaluate_heldout(
                 for i in range(0, len(images), 32)
             ]
         )
-    sampled = privatizer._release(rep.mu, rep.logvar, "sample").z  # noqa: SLF001 - same posterior, sampled
+    sampled = privatizer.release(rep.mu, rep.logvar, "sample").z  # same posterior, sampled
     dec = privatizer.model.decoder
     cos = torch.nn.functional.cosine_similarity
     std_target = dec.standardise(target)

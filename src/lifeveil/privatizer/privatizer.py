@@ -92,7 +92,7 @@ class Privatizer:
     ) -> Representation:
         """Frames -> z, one per frame. ``mode`` is "mean" or "sample" (default: the config's)."""
         mu, logvar = self.posterior(frames, batch_size)
-        return self._release(mu, logvar, mode)
+        return self.release(mu, logvar, mode)
 
     @torch.inference_mode()
     def privatize_clips(
@@ -106,9 +106,12 @@ class Privatizer:
             mu, logvar = self.model(self.pixels(clip).unsqueeze(0))
             mus.append(mu)
             logvars.append(logvar)
-        return self._release(torch.cat(mus).numpy(), torch.cat(logvars).numpy(), mode)
+        return self.release(torch.cat(mus).numpy(), torch.cat(logvars).numpy(), mode)
 
-    def _release(self, mu: np.ndarray, logvar: np.ndarray, mode: str | None) -> Representation:
+    def release(
+        self, mu: np.ndarray, logvar: np.ndarray, mode: str | None = None
+    ) -> Representation:
+        """What leaves the device for a posterior (mu, logvar): its mean or a sample, plus KL bits."""
         mode = mode or self.cfg.deploy_mode
         if mode == "mean":
             z = mu
