@@ -33,6 +33,12 @@ def sun8_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lfw_root() -> Path:
+    """LFW faces with labels.csv (identity column)."""
+    return _dataset("faces-lfw")
+
+
+@pytest.fixture(scope="session")
 def clips_root() -> Path:
     """Action clips with labels.csv."""
     return _dataset("action-clips")

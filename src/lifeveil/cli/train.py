@@ -80,6 +80,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="what privatize() releases by default",
     )
     p.add_argument("--student-init", choices=["imagenet", "random"], default=defaults.student_init)
+    p.add_argument(
+        "--bottleneck",
+        choices=["vib", "fsq"],
+        default=defaults.bottleneck,
+        help="vib: Gaussian posterior bounded by the KL (lambda); fsq: a deterministic quantised "
+        "code of z-dim x log2(fsq-levels) bits that averaging cannot sharpen",
+    )
+    p.add_argument(
+        "--fsq-levels",
+        type=int,
+        default=defaults.fsq_levels,
+        help="values per fsq coordinate (odd)",
+    )
+    p.add_argument(
+        "--frozen-blocks",
+        type=int,
+        default=defaults.frozen_blocks,
+        help="leading student blocks kept frozen (their outputs are cached: more = faster training)",
+    )
+    inv = p.add_argument_group(
+        "identity invariance (label-free; needs --faces-lfw)",
+        "Face photos become views whose target is one shared 'a person' embedding, and every "
+        "training scene gets a copy with a face pasted in whose target is the clean scene.",
+    )
+    inv.add_argument(
+        "--faces-lfw",
+        help="LFW root (labels.csv + <Name>/<Name>_NNNN.jpg): only the fixed training identities "
+        "1-300 are used; 301-423 stay unseen for the benchmark",
+    )
+    inv.add_argument("--face-views", type=int, default=2, help="augmented views per face photo")
+    inv.add_argument(
+        "--collapse",
+        type=float,
+        default=defaults.collapse_weight,
+        help="weight of the term pulling every face view to one shared code",
+    )
+    inv.add_argument(
+        "--invariance",
+        type=float,
+        default=defaults.invariance_weight,
+        help="weight of the term pulling a scene with a pasted face to the clean scene's code",
+    )
     t = TrainConfig()
     p.add_argument("--epochs", type=int, default=t.epochs)
     p.add_argument("--batch-size", type=int, default=t.batch_size)
@@ -105,9 +147,13 @@ def _model_config(args: argparse.Namespace, teacher_dim: int) -> PrivatizerConfi
         utility_loss=args.utility_loss,
         lam=args.lam,
         clip_frames=args.clip_frames,
-        deploy_mode=args.deploy_mode,
+        deploy_mode="mean" if args.bottleneck == "fsq" else args.deploy_mode,
         student_init=args.student_init,
-        frozen_blocks=PrivatizerConfig().frozen_blocks if args.student_init == "imagenet" else 0,
+        frozen_blocks=args.frozen_blocks if args.student_init == "imagenet" else 0,
+        bottleneck=args.bottleneck,
+        fsq_levels=args.fsq_levels,
+        collapse_weight=args.collapse,
+        invariance_weight=args.invariance,
     )
 
 
@@ -122,17 +168,20 @@ def run(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     frames = collect_frames(args.inputs, args.sun8, args.orl, args.video_fps, cfg.clip_frames)
-    print(f"training data: {len(frames)} frames from " + "; ".join(frames.sources))
-    cache = _view_cache(args, frames, teacher, cfg, tcfg)
-    meta = {"sources": frames.sources, "command": "lifeveil train " + " ".join(_argv_echo(args))}
+    faces = _training_faces(args, cfg)
+    sources = frames.sources + ([faces[1]] if faces else [])
+    print(f"training data: {len(frames)} frames from " + "; ".join(sources))
+    cache = _view_cache(args, frames, faces[0] if faces else None, teacher, cfg, tcfg)
+    meta = {"sources": sources, "command": "lifeveil train " + " ".join(_argv_echo(args))}
     outs = _outputs(args)
     for lam, out in outs:
         result = train_privatizer(
             cfg.replace(lam=lam), tcfg, cache, out, meta, args.resume, not args.quiet
         )
         last = result.history[-1]
+        what = f"lambda={lam:g}" if cfg.bottleneck == "vib" else cfg.label
         print(
-            f"lambda={lam:g}: {out}  KL {last['kl_bits']:.1f} bits/frame, train cos {1 - last['utility_loss']:.3f}"
+            f"{what}: {out}  {last['kl_bits']:.1f} bits/frame, train cos {1 - last['utility_loss']:.3f}"
         )
     if args.lambdas:
         _write_sweep_index(Path(args.out), outs)
@@ -140,7 +189,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _view_cache(args, frames, teacher, cfg: PrivatizerConfig, tcfg: TrainConfig):  # noqa: ANN001, ANN202
+def _training_faces(args: argparse.Namespace, cfg: PrivatizerConfig) -> tuple[list, str] | None:
+    """LFW training-identity faces and a source line, or None without --faces-lfw."""
+    if (cfg.collapse_weight > 0 or cfg.invariance_weight > 0) and not args.faces_lfw:
+        raise InputError("--collapse and --invariance need face photos: give --faces-lfw ROOT")
+    if not args.faces_lfw:
+        return None
+    if cfg.clip_frames != 1:
+        raise InputError("identity invariance (--faces-lfw) works in per-frame mode only")
+    from lifeveil.data import LFW_TRAIN_IDENTITIES, load_lfw
+
+    faces = load_lfw(args.faces_lfw, "train")
+    line = (
+        f"lfw:{args.faces_lfw} training identities 1-{LFW_TRAIN_IDENTITIES} "
+        f"({len(faces)} images, {args.face_views} views each)"
+    )
+    return faces.images, line
+
+
+def _view_cache(args, frames, faces, teacher, cfg: PrivatizerConfig, tcfg: TrainConfig):  # noqa: ANN001, ANN202
     from lifeveil.privatizer.data import load_view_cache, save_view_cache
 
     key = {
@@ -153,6 +220,7 @@ def _view_cache(args, frames, teacher, cfg: PrivatizerConfig, tcfg: TrainConfig)
         "frozen_blocks": cfg.frozen_blocks,
         "student_init": cfg.student_init,
         "clip_frames": cfg.clip_frames,
+        "faces": f"{args.faces_lfw} x {args.face_views}" if faces is not None else None,
     }
     if args.cache:
         cached = load_view_cache(args.cache, key)
@@ -160,9 +228,24 @@ def _view_cache(args, frames, teacher, cfg: PrivatizerConfig, tcfg: TrainConfig)
             print(f"reusing teacher targets from {args.cache}")
             return cached
     student = build_model(cfg, tcfg.seed).student
-    cache = build_view_cache(
-        frames, teacher, student, cfg.input_size, tcfg.views, tcfg.seed, progress=not args.quiet
-    )
+    if faces is not None:
+        from lifeveil.privatizer.invariance import build_invariance_cache
+
+        cache = build_invariance_cache(
+            frames,
+            faces,
+            teacher,
+            student,
+            cfg.input_size,
+            tcfg.views,
+            args.face_views,
+            tcfg.seed,
+            progress=not args.quiet,
+        )
+    else:
+        cache = build_view_cache(
+            frames, teacher, student, cfg.input_size, tcfg.views, tcfg.seed, progress=not args.quiet
+        )
     if args.cache:
         save_view_cache(cache, args.cache, key)
     return cache

@@ -5,24 +5,30 @@ and the layout it expected when a folder does not fit.
 """
 
 from lifeveil.data.datasets import (
+    LFW_TRAIN_IDENTITIES,
     ORL_TRAIN_IDENTITIES,
     ClipInfo,
     LabelledImages,
+    lfw_identity_split,
     load_action_clips,
     load_csv_images,
     load_image_folder,
+    load_lfw,
     load_orl,
     load_sun8,
     sun8_split,
 )
 
 __all__ = [
+    "LFW_TRAIN_IDENTITIES",
     "ORL_TRAIN_IDENTITIES",
     "ClipInfo",
     "LabelledImages",
     "load_action_clips",
     "load_csv_images",
     "load_image_folder",
+    "load_lfw",
+    "lfw_identity_split",
     "load_orl",
     "load_sun8",
     "sun8_split",

@@ -27,6 +27,10 @@ from lifeveil.ingest.images import IMAGE_SUFFIXES, load_image
 
 ORL_TRAIN_IDENTITIES: tuple[str, ...] = tuple(f"s{i}" for i in range(1, 11))
 SUN8_TRAIN_FRACTION = 0.6
+# LFW identities in sorted-name order: the first 300 may be used for training (privatizers,
+# attackers' auxiliary data); 301-423 are held out and only ever attacked.
+LFW_TRAIN_IDENTITIES = 300
+LFW_LAYOUT = "labels.csv (path,identity) and <Name>/<Name>_NNNN.jpg"
 
 
 @dataclass
@@ -142,6 +146,48 @@ def load_orl(root: str | Path, identities: Sequence[str] | None = None) -> Label
         raise DatasetError(f"{root}: no .pgm faces for identities {sorted(wanted or [])}")
     labels = np.array([p.parent.name for p in paths])
     return LabelledImages(_read_all(paths, "orl", None), labels, paths)
+
+
+def lfw_identity_split(root: str | Path) -> dict[str, list[str]]:
+    """The fixed LFW identity split: {'train': names 1-300, 'heldout': names 301-...} (sorted)."""
+    rows = _read_labels_csv(Path(root) / "labels.csv", "identity")
+    names = sorted({r["identity"] for r in rows})
+    if len(names) <= LFW_TRAIN_IDENTITIES:
+        raise DatasetError(
+            f"{root}: {len(names)} LFW identities; the fixed split needs more than "
+            f"{LFW_TRAIN_IDENTITIES} (expected {LFW_LAYOUT})"
+        )
+    return {"train": names[:LFW_TRAIN_IDENTITIES], "heldout": names[LFW_TRAIN_IDENTITIES:]}
+
+
+def load_lfw(
+    root: str | Path,
+    split: str = "heldout",
+    max_identities: int | None = None,
+    max_side: int | None = 160,
+) -> LabelledImages:
+    """LFW faces of the fixed identity ``split`` ("train", "heldout" or "all").
+
+    Identities are taken in sorted-name order (``max_identities`` keeps the first ones); images
+    per identity in labels.csv order. ``max_side`` shrinks on load (teachers crop 224 px).
+    """
+    root = Path(root)
+    if split not in ("train", "heldout", "all"):
+        raise DatasetError(f"unknown LFW split {split!r}; expected train, heldout or all")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder (expected {LFW_LAYOUT})")
+    rows = _read_labels_csv(root / "labels.csv", "identity")
+    parts = lfw_identity_split(root)
+    names = parts["train"] + parts["heldout"] if split == "all" else parts[split]
+    names = names[:max_identities] if max_identities is not None else names
+    order = {n: i for i, n in enumerate(names)}
+    rows = sorted((r for r in rows if r["identity"] in order), key=lambda r: order[r["identity"]])
+    paths = [root / r["path"] for r in rows]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DatasetError(f"{missing[0]}: listed in {root / 'labels.csv'} but missing")
+    labels = np.array([r["identity"] for r in rows])
+    return LabelledImages(_read_all(paths, f"lfw-{split}", max_side), labels, paths)
 
 
 def _split_key(rel: str) -> str:

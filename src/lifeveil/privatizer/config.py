@@ -10,7 +10,8 @@ from typing import Any
 
 from lifeveil.errors import CheckpointError
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2 added the bottleneck choice and the identity-invariance terms
+BOTTLENECKS = ("vib", "fsq")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class PrivatizerConfig:
     deploy_mode: str = (
         "sample"  # what privatize() releases by default; the KL bound holds only for samples
     )
+    # "vib": Gaussian posterior, KL-bounded (version-1 checkpoints are all vib); "fsq": a
+    # deterministic finite-scalar-quantised code of z_dim * log2(fsq_levels) bits exactly.
+    bottleneck: str = "vib"
+    fsq_levels: int = 5  # values per coordinate of an fsq code (odd)
+    # Identity invariance, label-free (weights 0 = off): face images pulled to one shared
+    # "a person" code, and scenes with a pasted face pulled to the code of the clean scene.
+    collapse_weight: float = 0.0
+    invariance_weight: float = 0.0
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -46,6 +55,20 @@ class PrivatizerConfig:
             raise CheckpointError(
                 f"deploy_mode must be 'mean' or 'sample', got {self.deploy_mode!r}"
             )
+        if self.bottleneck not in BOTTLENECKS:
+            raise CheckpointError(
+                f"bottleneck must be one of {', '.join(BOTTLENECKS)}, got {self.bottleneck!r}"
+            )
+        if self.bottleneck == "fsq":
+            from lifeveil.privatizer.fsq import check_levels
+
+            check_levels(self.fsq_levels)
+            if self.deploy_mode != "mean":
+                raise CheckpointError(
+                    "an fsq privatizer releases its deterministic code: deploy_mode must be 'mean'"
+                )
+        if self.collapse_weight < 0 or self.invariance_weight < 0:
+            raise CheckpointError("collapse_weight and invariance_weight must be >= 0")
         if self.student_init not in ("imagenet", "random"):
             raise CheckpointError(
                 f"student_init must be 'imagenet' or 'random', got {self.student_init!r}"
@@ -59,6 +82,23 @@ class PrivatizerConfig:
                 f"invalid config: z_dim={self.z_dim} (>=1), input_size={self.input_size} (>=32), "
                 f"clip_frames={self.clip_frames} (>=1), lam={self.lam} (>=0)"
             )
+
+    @property
+    def deterministic(self) -> bool:
+        """True when the same frame always gives the same released z."""
+        return self.bottleneck == "fsq" or self.deploy_mode == "mean"
+
+    @property
+    def label(self) -> str:
+        """Short human description, e.g. ``vib lambda=0.01 (sample)`` or ``fsq 64x5 (149 bits)``."""
+        if self.bottleneck == "fsq":
+            from lifeveil.privatizer.fsq import code_bits
+
+            bits = code_bits(self.z_dim, self.fsq_levels)
+            return (
+                f"fsq {self.z_dim}x{self.fsq_levels} levels ({bits:.0f} bits/frame, deterministic)"
+            )
+        return f"vib lambda={self.lam:g} ({self.deploy_mode})"
 
     def replace(self, **changes: Any) -> PrivatizerConfig:
         """A copy with some fields changed."""

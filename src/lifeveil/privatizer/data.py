@@ -136,6 +136,10 @@ class ViewCache:
     features: torch.Tensor  # (V, C, h, w) output of the student's frozen blocks
     targets: torch.Tensor  # (V, teacher_dim) teacher embeddings of the same views
     groups: torch.Tensor  # (V,) group id of each view
+    # Identity-invariance views (lifeveil.privatizer.invariance): kind 0 scene, 1 face,
+    # 2 scene with a pasted face; partner = index of a composite's clean scene view, else -1.
+    kinds: torch.Tensor | None = None
+    partners: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.targets.shape[0])
@@ -189,7 +193,7 @@ def save_view_cache(cache: ViewCache, path: str | Path, key: dict[str, object]) 
 
     from lifeveil.io import atomic_path, make_public
 
-    tensors = {k: v.contiguous() for k, v in vars(cache).items()}
+    tensors = {k: v.contiguous() for k, v in vars(cache).items() if v is not None}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"key": json.dumps(key, sort_keys=True)})
         make_public(tmp)  # safetensors writes the file 0600
@@ -207,6 +211,8 @@ def load_view_cache(path: str | Path, key: dict[str, object]) -> ViewCache | Non
     with safe_open(str(p), framework="pt") as fh:
         if (fh.metadata() or {}).get("key") != json.dumps(key, sort_keys=True):
             return None
+        names = set(fh.keys())
+        extra = {k: fh.get_tensor(k) for k in ("kinds", "partners") if k in names}
         return ViewCache(
-            fh.get_tensor("features"), fh.get_tensor("targets"), fh.get_tensor("groups")
+            fh.get_tensor("features"), fh.get_tensor("targets"), fh.get_tensor("groups"), **extra
         )

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from lifeveil.privatizer.config import PrivatizerConfig
+from lifeveil.privatizer.fsq import FSQHead
 from lifeveil.privatizer.vib import reparameterize
 from lifeveil.teachers.base import IMAGENET_MEAN, IMAGENET_STD
 from lifeveil.teachers.mobilenet import MobileNetV2, conv_bn_relu, load_imagenet_mobilenet_v2
@@ -105,19 +106,35 @@ class UtilityDecoder(nn.Module):
         return self.net(z) * self.target_std + self.target_mean
 
 
-class PrivatizerModel(nn.Module):
-    """Student + VIB head (+ decoder). ``forward`` returns (mu, logvar) for frames or clips.
+# logvar reported for a deterministic (fsq) code: its "posterior" is a point mass.
+DETERMINISTIC_LOGVAR = float("-inf")
 
-    Input: pixels (N, 3, S, S) in per-frame mode, or (N, T, 3, S, S) in clip mode, where the T
-    frames' student features are averaged before the VIB head (one z per clip).
+
+class PrivatizerModel(nn.Module):
+    """Student + bottleneck head (+ decoder). ``forward`` returns (mu, logvar) for frames or clips.
+
+    The bottleneck is a VIB head (Gaussian posterior) or an FSQ head (deterministic code; then
+    mu is the code and logvar is -inf). Input: pixels (N, 3, S, S) in per-frame mode, or
+    (N, T, 3, S, S) in clip mode, where the T frames' student features are averaged before the
+    head (one z per clip).
     """
 
     def __init__(self, cfg: PrivatizerConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.student = StudentEncoder(cfg)
-        self.vib = VIBHead(self.student.out_dim, cfg.z_dim)
+        if cfg.bottleneck == "fsq":
+            self.fsq = FSQHead(self.student.out_dim, cfg.z_dim, cfg.fsq_levels)
+        else:
+            self.vib = VIBHead(self.student.out_dim, cfg.z_dim)
         self.decoder = UtilityDecoder(cfg.z_dim, cfg.decoder_hidden, cfg.teacher_dim)
+
+    def head(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Student features -> (mu, logvar); for an fsq code (code, -inf)."""
+        if self.cfg.bottleneck == "fsq":
+            code = self.fsq(h)
+            return code, torch.full_like(code, DETERMINISTIC_LOGVAR)
+        return self.vib(h)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Student features, averaged over time for clip input."""
@@ -127,7 +144,7 @@ class PrivatizerModel(nn.Module):
         return self.student(pixels)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.vib(self.features(pixels))
+        return self.head(self.features(pixels))
 
     def sample(
         self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
@@ -137,19 +154,24 @@ class PrivatizerModel(nn.Module):
 
 
 class DeployedPrivatizer(nn.Module):
-    """What ships to the device: pixels -> z (the mean, or a sample with given noise).
+    """What ships to the device: pixels -> z (the mean, a sample with given noise, or the code).
 
-    ``forward(pixels)`` returns mu; ``forward(pixels, eps)`` returns mu + sigma * eps, which keeps
-    the exported graph free of random ops (the runtime supplies eps).
+    ``forward(pixels)`` returns mu (or the fsq code); ``forward(pixels, eps)`` returns
+    mu + sigma * eps, which keeps the exported graph free of random ops (the runtime supplies
+    eps). An fsq code ignores eps: it is deterministic.
     """
 
     def __init__(self, model: PrivatizerModel) -> None:
         super().__init__()
         self.student = model.student
-        self.vib = model.vib
+        self.fsq = getattr(model, "fsq", None)
+        self.vib = getattr(model, "vib", None)
 
     def forward(self, pixels: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
-        mu, logvar = self.vib(self.student(pixels))
+        h = self.student(pixels)
+        if self.fsq is not None:
+            return self.fsq(h)
+        mu, logvar = self.vib(h)
         if eps is None:
             return mu
         return mu + (0.5 * logvar).exp() * eps

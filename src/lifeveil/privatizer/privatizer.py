@@ -17,6 +17,17 @@ from lifeveil.privatizer.vib import kl_to_standard_normal, nats_to_bits
 from lifeveil.teachers.base import to_float_batch
 
 
+def as_frame_batch(frames: Sequence[np.ndarray] | np.ndarray) -> Sequence[np.ndarray] | np.ndarray:
+    """A single (H, W, 3) frame becomes a batch of one; batches pass through unchanged."""
+    if isinstance(frames, np.ndarray) and frames.ndim == 3:
+        if frames.shape[-1] != 3:
+            raise ShapeError(
+                f"expected an RGB frame (H, W, 3) or a batch, got shape {frames.shape}"
+            )
+        return frames[None]
+    return frames
+
+
 @dataclass(frozen=True)
 class Representation:
     """The output of :meth:`Privatizer.privatize`.
@@ -74,7 +85,13 @@ class Privatizer:
     def posterior(
         self, frames: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(mu, logvar), each (N, z_dim), for frames in per-frame mode."""
+        """The parameters of the release distribution: (mu, logvar), each (N, z_dim) float32.
+
+        ``frames``: one RGB uint8 frame (H, W, 3) -- then N = 1 -- or a batch: a list of frames
+        of any sizes or an array (N, H, W, 3). For a VIB privatizer z ~ N(mu, exp(logvar)); for
+        a deterministic fsq code mu is the code and logvar is -inf.
+        """
+        frames = as_frame_batch(frames)
         if len(frames) == 0:
             raise ShapeError("privatize: got no frames")
         mus, logvars = [], []
@@ -90,7 +107,12 @@ class Privatizer:
         mode: str | None = None,
         batch_size: int = 64,
     ) -> Representation:
-        """Frames -> z, one per frame. ``mode`` is "mean" or "sample" (default: the config's)."""
+        """Frames -> z exactly as the device releases it, one row per frame: ``.z`` is (N, z_dim).
+
+        ``frames``: one RGB uint8 frame (H, W, 3) -- then N = 1 -- or a batch (a list of frames
+        of any sizes, or an array (N, H, W, 3)). ``mode`` is "mean" or "sample" (default: the
+        config's; an fsq privatizer always releases its deterministic code).
+        """
         mu, logvar = self.posterior(frames, batch_size)
         return self.release(mu, logvar, mode)
 
@@ -108,11 +130,49 @@ class Privatizer:
             logvars.append(logvar)
         return self.release(torch.cat(mus).numpy(), torch.cat(logvars).numpy(), mode)
 
+    @property
+    def stochastic(self) -> bool:
+        """True when the default release draws fresh noise per frame (a VIB sample)."""
+        return not self.cfg.deterministic
+
+    def noise_free(self, frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """The noise-free release an attacker who owns the public model computes: (N, z_dim).
+
+        For a stochastic release this is the posterior mean mu (what averaging many released z
+        of the same frame converges to); for a deterministic release it is z itself.
+        """
+        return self.posterior(frames)[0].astype(np.float32)
+
+    def draws(
+        self, frames: Sequence[np.ndarray] | np.ndarray, n: int, mode: str | None = None
+    ) -> np.ndarray:
+        """``n`` independent releases of each frame, (N, n, z_dim) float32.
+
+        The encoder runs once; a stochastic release draws ``n`` fresh noise samples from the
+        posterior, a deterministic one repeats its z.
+        """
+        mu, logvar = self.posterior(frames)
+        mode = mode or self.cfg.deploy_mode
+        if mode == "mean" or self.cfg.bottleneck == "fsq":
+            return np.repeat(mu[:, None, :], n, axis=1).astype(np.float32)
+        mu_t = torch.from_numpy(mu)[:, None, :].expand(-1, n, -1)
+        lv_t = torch.from_numpy(logvar)[:, None, :].expand(-1, n, -1)
+        return self.model.sample(mu_t, lv_t, self._generator).numpy().astype(np.float32)
+
     def release(
         self, mu: np.ndarray, logvar: np.ndarray, mode: str | None = None
     ) -> Representation:
-        """What leaves the device for a posterior (mu, logvar): its mean or a sample, plus KL bits."""
+        """What leaves the device for a posterior (mu, logvar): its mean or a sample, plus KL bits.
+
+        An fsq privatizer always releases its code (``mode`` is ignored) and reports its exact
+        bits per frame in ``kl_bits``.
+        """
         mode = mode or self.cfg.deploy_mode
+        if self.cfg.bottleneck == "fsq":
+            from lifeveil.privatizer.fsq import code_bits
+
+            bits = np.full(len(mu), code_bits(self.z_dim, self.cfg.fsq_levels), np.float32)
+            return Representation(mu.astype(np.float32), mu, logvar, bits)
         if mode == "mean":
             z = mu
         elif mode == "sample":

@@ -106,11 +106,56 @@ def _step(
     else:
         h = model.student.from_frozen(feats)
         target = cache.targets[idx]
-    mu, logvar = model.vib(h)
-    z = model.sample(mu, logvar, gen)
+    if model.cfg.bottleneck == "fsq":
+        pre = model.fsq.bounded(h)
+        z = model.fsq.quantise(pre)
+        kl = torch.zeros(())
+    else:
+        pre, logvar = model.vib(h)
+        z = model.sample(pre, logvar, gen)
+        kl = kl_to_standard_normal(pre, logvar).mean()
     util = utility_loss(model.cfg, model.decoder(z), model.decoder.standardise(target)).mean()
-    kl = kl_to_standard_normal(mu, logvar).mean()
-    return {"loss": util + lam * kl, "utility": util, "kl_nats": kl}
+    parts = {"utility": util, "kl_nats": kl}
+    parts.update(_invariance_terms(model, cache, idx, pre))
+    parts["loss"] = (
+        util
+        + lam * kl
+        + model.cfg.collapse_weight * parts["collapse"]
+        + model.cfg.invariance_weight * parts["invariance"]
+    )
+    return parts
+
+
+def _pre_code(model: PrivatizerModel, h: torch.Tensor) -> torch.Tensor:
+    """The continuous code before the bottleneck's rounding or noise (fsq bounded / vib mu)."""
+    return model.fsq.bounded(h) if model.cfg.bottleneck == "fsq" else model.vib(h)[0]
+
+
+def _invariance_terms(
+    model: PrivatizerModel, cache: ViewCache, idx: torch.Tensor, pre: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Collapse (face views to one shared point) and invariance (composites to their clean
+    scene's code). Zero when the cache has no such views or the batch holds none."""
+    zero = torch.zeros(())
+    if cache.kinds is None or idx.dim() != 1:
+        return {"collapse": zero, "invariance": zero}
+    from lifeveil.privatizer.invariance import COMPOSITE, FACE
+
+    kinds = cache.kinds[idx]
+    collapse = invariance = zero
+    faces = pre[kinds == FACE]
+    if len(faces) > 1:
+        centre = faces.mean(0).detach()
+        if model.cfg.bottleneck == "fsq":
+            centre = torch.round(centre)  # a grid point: every face rounds to the same code
+        collapse = (faces - centre).pow(2).sum(-1).mean()
+    comp = kinds == COMPOSITE
+    if comp.any() and model.cfg.invariance_weight > 0:
+        partner = cache.partners[idx[comp]]
+        with torch.no_grad():
+            clean = _pre_code(model, model.student.from_frozen(cache.features[partner]))
+        invariance = (pre[comp] - clean).pow(2).sum(-1).mean()
+    return {"collapse": collapse, "invariance": invariance}
 
 
 def _frozen_eval(model: PrivatizerModel) -> None:
@@ -229,7 +274,7 @@ def _run_epoch(
 ) -> dict[str, float]:
     _frozen_eval(model)
     lam = _epoch_lambda(model.cfg, tcfg, epoch)
-    sums = {"loss": 0.0, "utility": 0.0, "kl_nats": 0.0}
+    sums = {"loss": 0.0, "utility": 0.0, "kl_nats": 0.0, "collapse": 0.0, "invariance": 0.0}
     batches = _batches(cache, model.cfg, tcfg, gen)
     t0 = time.perf_counter()
     bar = tqdm(
@@ -248,16 +293,27 @@ def _run_epoch(
             sums[k] += float(parts[k].detach()) / len(batches)
         bar.set_postfix(
             cos=f"{1 - float(parts['utility'].detach()):.3f}",
-            bits=f"{float(nats_to_bits(float(parts['kl_nats'].detach()))):.0f}",
+            bits=f"{_bits(model, float(parts['kl_nats'].detach())):.0f}",
         )
     return {
         "epoch": epoch + 1,
         "lambda": lam,
         "loss": sums["loss"],
         "utility_loss": sums["utility"],
-        "kl_bits": float(nats_to_bits(sums["kl_nats"])),
+        "kl_bits": _bits(model, sums["kl_nats"]),
+        "collapse": sums["collapse"],
+        "invariance": sums["invariance"],
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _bits(model: PrivatizerModel, kl_nats: float) -> float:
+    """Bits per frame: the KL bound of a vib, the exact code size of an fsq code."""
+    if model.cfg.bottleneck == "fsq":
+        from lifeveil.privatizer.fsq import code_bits
+
+        return code_bits(model.cfg.z_dim, model.cfg.fsq_levels)
+    return float(nats_to_bits(kl_nats))
 
 
 def _save(
