@@ -2,11 +2,14 @@
 
 Stand-ins: ``GreyPixels`` releases a 16x16 grey thumbnail of the face (identity is easy to
 infer from it), ``NoisyPixels`` adds fresh Gaussian noise to it on every call, and
-``RandomFeatures`` releases noise that ignores the image (nothing to infer).
+``RandomFeatures`` releases noise that ignores the image (nothing to infer). The accumulation
+attack is also tested on synthetic releases (``SyntheticReleases``) whose noise-free means are
+chosen by the test.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +18,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lifeveil.bench.attacks import accumulation as accumulation_module
 from lifeveil.bench.attacks import (
+    accumulation_attack,
     bystander_attack,
     decoder_attack,
     get_attack,
@@ -25,8 +30,8 @@ from lifeveil.bench.attacks import (
     optimisation_attack,
     register_attack,
     reidentification,
-    temporal_accumulation,
 )
+from lifeveil.bench.attacks.accumulation import pool_means
 from lifeveil.bench.attacks.face_match import identity_match
 from lifeveil.bench.attacks.identity import split_per_identity
 from lifeveil.bench.attacks.recon_optim import train_generator
@@ -36,7 +41,6 @@ from lifeveil.bench.attacks.reconstruction import (
     face_crops,
     flip_images,
 )
-from lifeveil.bench.attacks.temporal import jitter_frames
 from lifeveil.bench.data import load_sun8_subset, make_bystanders
 from lifeveil.bench.methods.base import Method
 from lifeveil.data import LabelledImages, load_orl
@@ -67,11 +71,16 @@ class NoisyPixels(GreyPixels):
         super().__init__({"sigma": sigma}, seed)
         self._rng = np.random.default_rng(seed)
 
+    stochastic = True
+
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         clean = super().features(images)
         return (clean + self.params["sigma"] * self._rng.normal(size=clean.shape)).astype(
             np.float32
         )
+
+    def noise_free(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return super().features(images)
 
 
 class RandomFeatures(Method):
@@ -125,20 +134,151 @@ def test_reidentification(victims: LabelledImages, aux: LabelledImages) -> None:
     assert rand["top1"] < 0.3 and rand["chance"] == pytest.approx(0.1)
 
 
-def test_temporal_accumulation_defeats_per_frame_noise(victims: LabelledImages) -> None:
-    method = NoisyPixels(sigma=0.6)
-    train, held_out = split_per_identity(victims.labels, seed=0)
-    images = [victims.images[i] for i in held_out]
-    pool = np.concatenate([method.features(images), method.features(jitter_frames(images, 2))])
-    pool_labels = np.concatenate([victims.labels[held_out], np.repeat(victims.labels[held_out], 2)])
-    train_feats = method.features([victims.images[i] for i in train])
-    got = temporal_accumulation(
-        train_feats, victims.labels[train], pool, pool_labels, ks=(1, 2, 4, 8), repeats=10
-    )
-    acc = got["linear_acc"]
-    assert got["k"] == [1, 2, 4, 8] and got["pool_min"] == 15
-    assert acc[-1] >= acc[0] + 0.1, acc
-    assert got["gain"] == pytest.approx(acc[-1] - acc[0])
+class SyntheticReleases(Method):
+    """ "Images" are (1,) arrays holding a row index into ``means``; each release of image i is
+    ``means[i]`` plus fresh N(0, sigma^2) noise (sigma 0: deterministic)."""
+
+    family = "test-synthetic"
+
+    def __init__(self, means: np.ndarray, sigma: float, seed: int = 0) -> None:
+        super().__init__({"sigma": sigma}, seed)
+        self.means = means.astype(np.float32)
+        self._rng = np.random.default_rng(seed)
+        self.draw_calls = 0
+
+    @property
+    def stochastic(self) -> bool:
+        return self.params["sigma"] > 0
+
+    def noise_free(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.means[[int(img[0]) for img in images]]
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        clean = self.noise_free(images)
+        noise = self.params["sigma"] * self._rng.normal(size=clean.shape)
+        return (clean + noise).astype(np.float32)
+
+    def draws(self, images: Sequence[np.ndarray], n: int) -> np.ndarray:
+        self.draw_calls += 1
+        return super().draws(images, n)
+
+
+def synthetic_faces(
+    n_ids: int, per_id: int, dim: int, identity_scale: float, seed: int = 0
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """(means, images, labels) of ``n_ids`` people (then 5 auxiliary people) x ``per_id``
+    images: image means = identity_scale x a per-person centre + small per-image variation."""
+    rng = np.random.default_rng([seed, 99])
+    people = n_ids + 5
+    labels = np.repeat([f"p{i:02d}" for i in range(people)], per_id)
+    centres = rng.normal(size=(people, dim))
+    means = identity_scale * np.repeat(centres, per_id, axis=0)
+    means += 0.3 * rng.normal(size=means.shape)
+    return means, [np.array([i]) for i in range(len(labels))], labels
+
+
+def _victims_and_aux(images, labels, n_ids):
+    cut = int(np.sum(np.isin(labels, sorted(set(labels))[:n_ids])))
+    return images[:cut], labels[:cut], images[cut:]
+
+
+def test_accumulation_defeats_per_release_noise_when_the_mean_is_identity() -> None:
+    means, images, labels = synthetic_faces(n_ids=12, per_id=6, dim=32, identity_scale=1.0)
+    victims, victim_labels, aux = _victims_and_aux(images, labels, 12)
+    method = SyntheticReleases(means, sigma=12.0)  # one release: noise swamps the person
+    got = accumulation_attack(method, victims, victim_labels, aux, ks=(1, 16, 256), seed=0)
+    chance = 1 / 12
+    assert got["k"] == [1, 16, 256] and got["chance"] == pytest.approx(chance)
+    assert got["identity"][0] <= chance + 0.2, got["identity"]
+    assert got["headline"] == got["identity"][-1] >= 0.9, got
+    assert got["identity_inf"] >= 0.9 and got["headline_inf"] == got["identity_inf"]
+    assert got["worst"] == max([*got["identity"], got["identity_inf"]])
+    for attacker in ("linear_acc", "mlp_acc", "reid_top1"):
+        assert len(got[attacker]) == 3 and 0 <= got[f"{attacker}_inf"] <= 1
+    assert got["identity"] == [
+        max(triple)
+        for triple in zip(got["linear_acc"], got["mlp_acc"], got["reid_top1"], strict=True)
+    ]
+    assert got["n_identities"] == 12 and got["n_draws"] == 64 and got["fresh_draws"] == 64
+    assert got["stochastic"] is True and got["images_train"] == got["images_test"] == 36
+    assert method.draw_calls >= 1
+    json.dumps(got)
+
+
+def test_accumulation_stays_at_chance_when_the_mean_carries_no_identity() -> None:
+    means, images, labels = synthetic_faces(n_ids=20, per_id=6, dim=32, identity_scale=0.0)
+    victims, victim_labels, aux = _victims_and_aux(images, labels, 20)
+    got = accumulation_attack(SyntheticReleases(means, sigma=2.0), victims, victim_labels, aux)
+    assert got["k"] == [1, 4, 16, 64, 256]
+    assert got["worst"] <= got["chance"] + 0.15, got
+
+
+def test_deterministic_releases_are_never_redrawn() -> None:
+    means, images, labels = synthetic_faces(n_ids=6, per_id=4, dim=8, identity_scale=1.0)
+    victims, victim_labels, aux = _victims_and_aux(images, labels, 6)
+    method = SyntheticReleases(means, sigma=0.0)
+    got = accumulation_attack(method, victims, victim_labels, aux, ks=(1, 4))
+    assert method.draw_calls == 0 and got["fresh_draws"] == 1 and got["stochastic"] is False
+    assert got["identity_inf"] >= 0.9
+
+
+def test_probes_train_on_k_averaged_releases(monkeypatch) -> None:
+    """k = the whole attacker-train pool: every training vector is exactly the person's mean."""
+    means, images, labels = synthetic_faces(n_ids=4, per_id=4, dim=6, identity_scale=1.0)
+    victims, victim_labels, aux = _victims_and_aux(images, labels, 4)
+    method = SyntheticReleases(means, sigma=1.0)
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    real_fit = accumulation_module.fit_linear_probe
+
+    def recording_fit(x, y, seed=0):
+        calls.append((np.asarray(x), np.asarray(y)))
+        return real_fit(x, y, seed)
+
+    fixed = method.draws(victims, 8)  # the releases the attack will see, drawn once
+    monkeypatch.setattr(method, "draws", lambda imgs, n: fixed[[int(i[0]) for i in imgs], :n])
+    monkeypatch.setattr(accumulation_module, "fit_linear_probe", recording_fit)
+    pool = 2 * 8  # two attacker-train images per person x 8 draws
+    got = accumulation_attack(method, victims, victim_labels, aux, ks=(1, pool), n_draws=8)
+    assert got["k"] == [1, pool] and len(calls) == 3  # k = 1, k = pool, inf
+    train, _ = split_per_identity(victim_labels, seed=0, fraction=0.5)
+    (x1, y1), (xk, yk), (xinf, yinf) = calls
+    assert len(x1) == len(xk) == 4 * 8  # 8 random k-averages per person
+    for ident in sorted(set(victim_labels)):
+        mine = train[victim_labels[train] == ident]
+        person_mean = fixed[mine].reshape(-1, 6).mean(axis=0)
+        assert np.allclose(xk[yk == ident], person_mean, atol=1e-5)
+        singles = fixed[mine].reshape(-1, 6)  # k = 1: each vector is one release
+        assert all(np.isclose(singles, row, atol=1e-6).all(axis=1).any() for row in x1[y1 == ident])
+    assert np.allclose(xinf, means[train]) and np.array_equal(yinf, victim_labels[train])
+
+
+def test_pool_means_use_every_release_as_evenly_as_possible() -> None:
+    images, draws = 3, 4
+    pool = images * draws
+    one_hot = np.eye(pool, dtype=np.float32).reshape(images, draws, pool)
+    rng = np.random.default_rng(0)
+    k = 2 * pool + 5
+    counts = pool_means(one_hot, draws, k, count=3, rng=rng) * k
+    assert np.allclose(counts.sum(axis=1), k)
+    assert set(np.round(counts).astype(int).ravel()) <= {2, 3}
+    small = pool_means(one_hot, draws, 5, count=2, rng=rng) * 5  # without replacement
+    assert set(np.round(small).astype(int).ravel()) <= {0, 1}
+    stored_once = one_hot[:, :1]  # a deterministic release stored once per image
+    got = pool_means(stored_once, draws, pool, count=1, rng=rng)[0] * pool
+    assert np.allclose(got[[0, 4, 8]], draws) and np.allclose(np.delete(got, [0, 4, 8]), 0)
+
+
+def test_accumulation_on_real_faces_grows_with_k(victims: LabelledImages, aux: LabelledImages):
+    method = NoisyPixels(sigma=1.5)
+    got = accumulation_attack(method, victims.images, victims.labels, aux.images, ks=(1, 64))
+    assert got["identity"][1] >= got["identity"][0] + 0.2, got
+    assert got["identity_inf"] >= 0.8 and got["images_train"] == 50
+
+
+def test_accumulation_refuses_people_with_a_single_image() -> None:
+    means, images, labels = synthetic_faces(n_ids=3, per_id=1, dim=4, identity_scale=1.0)
+    with pytest.raises(ValueError, match="two or more images per person"):
+        accumulation_attack(SyntheticReleases(means, 1.0), images, labels, images)
 
 
 def test_membership_auc(victims: LabelledImages) -> None:
@@ -246,19 +386,19 @@ def test_augmentations_are_seeded(aux: LabelledImages) -> None:
     b = augment_faces(aux.images[:3], 2, seed=0)
     assert len(a) == 6 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert a[0].shape == aux.images[0].shape and a[0].dtype == np.uint8
-    assert len(jitter_frames(aux.images[:3], 3)) == 9
 
 
 def test_attack_registry() -> None:
     assert list_attacks() == [
+        "accumulation",
         "bystander",
         "identity_probe",
         "membership",
         "recon_decoder",
         "recon_optim",
         "reid",
-        "temporal",
     ]
     assert get_attack("identity_probe") is identity_probes
+    assert get_attack("accumulation") is accumulation_attack
     with pytest.raises(ValueError, match="already registered"):
         register_attack("reid", reidentification)

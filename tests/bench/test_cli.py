@@ -106,6 +106,21 @@ def test_quick_preset_end_to_end(tmp_path, orl_root, capsys):
         results["privacy_utility"]["keys"]["scene_acc"]
         and results["privacy_utility"]["keys"]["identity_acc"]
     )
+    # The headline privacy number: identity under accumulation, on ORL and LFW, every method.
+    for mid, m in results["methods"].items():
+        for face_set, people in (("orl", 5), ("lfw", 20)):
+            prefix = f"pl.accumulation_{face_set}"
+            assert m["mean"][f"{prefix}.k"] == [1, 16, 256], mid
+            assert m["mean"][f"{prefix}.n_identities"] == people, mid
+            assert m["mean"][f"{prefix}.headline"] == m["mean"][f"{prefix}.identity"][-1], mid
+            assert 0 <= m["mean"][f"{prefix}.identity_inf"] <= 1, mid
+            point = results["privacy_utility"]["points"][mid][f"headline_{face_set}"]
+            assert point == m["mean"][f"{prefix}.headline"], mid
+    fresh = {
+        m["family"]: m["mean"]["pl.accumulation_lfw.fresh_draws"]
+        for m in results["methods"].values()
+    }
+    assert fresh["noise"] == 4 and fresh["dp-embedding"] == 64 and fresh["blur"] == 1
     summary = (out / "summary.md").read_text()
     for heading in (
         "## DTP",
@@ -113,10 +128,12 @@ def test_quick_preset_end_to_end(tmp_path, orl_root, capsys):
         "## RR",
         "## SE",
         "## Where msr wins / loses at matched utility",
+        "## Headline privacy: identity under accumulation",
     ):
         assert heading in summary
     assert "| raw-teacher |" in summary and "| msr[" in summary
+    assert "ORL k=256 (headline)" in summary and "LFW k=256 (headline)" in summary
     report = (out / "report.html").read_text()
-    assert report.count("<table>") == 4 and report.count("data:image/png;base64,") >= 3
-    for name in ("privacy_utility_identity", "privacy_utility_reid"):
+    assert report.count("<table>") == 4 + 2 and report.count("data:image/png;base64,") >= 3
+    for name in ("privacy_utility_orl", "privacy_utility_lfw", "accumulation"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000

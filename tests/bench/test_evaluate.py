@@ -17,11 +17,13 @@ from lifeveil.bench.data import BenchData, load_clips, load_sun8_subset, make_by
 from lifeveil.bench.evaluate import EvalSettings, evaluate_method
 from lifeveil.bench.methods.base import Method
 from lifeveil.bench.presets import get_preset
-from lifeveil.data import load_orl
+from lifeveil.data import load_lfw, load_orl
 
 SIDE = 16
 BUDGET = SimpleNamespace(
-    temporal_k=(1, 2, 4),
+    accumulation_k=(1, 4, 16),
+    accumulation_draws=8,
+    accumulation_averages=4,
     recon_victims=3,
     recon_epochs=2,
     recon_aux_copies=1,
@@ -56,7 +58,7 @@ class ColourStats(Method):
 
 
 @pytest.fixture(scope="module")
-def tiny_data(orl_root: Path, sun8_root: Path, clips_root: Path) -> BenchData:
+def tiny_data(orl_root: Path, sun8_root: Path, clips_root: Path, lfw_root: Path) -> BenchData:
     scenes_test = load_sun8_subset(sun8_root, "test", 3, seed=0)
     victims = load_orl(orl_root, [f"s{i}" for i in range(11, 15)])
     bystanders, bystander_scenes = make_bystanders(victims, scenes_test, seed=0)
@@ -68,6 +70,8 @@ def tiny_data(orl_root: Path, sun8_root: Path, clips_root: Path) -> BenchData:
         bystanders=bystanders,
         bystander_scenes=bystander_scenes,
         clips=load_clips(clips_root, clips_max=3, fps=1.0, max_frames=4),
+        faces_lfw_heldout=load_lfw(lfw_root, "heldout", max_identities=3, max_side=96),
+        faces_lfw_aux=load_lfw(lfw_root, "train", max_identities=2, max_side=96),
     )
 
 
@@ -75,11 +79,23 @@ def test_evaluate_method_schema_and_artifacts(tiny_data: BenchData, tmp_path: Pa
     out = evaluate_method(GreyPixels(), tiny_data, BUDGET, seed=0, out_dir=tmp_path)
     assert set(out) == {"dtp", "pl", "rr", "timings", "artifacts"}
     assert set(out["dtp"]) == {"scene_probe", "scene_retrieval", "clip_agreement"}
-    assert set(out["pl"]) == {"identity_probe", "reid", "bystander", "temporal", "membership"}
+    assert set(out["pl"]) == {
+        "identity_probe",
+        "reid",
+        "bystander",
+        "membership",
+        "accumulation_orl",
+        "accumulation_lfw",
+    }
     assert set(out["rr"]) == {"recon_decoder", "recon_optim"}
     assert out["pl"]["identity_probe"]["linear_acc"] >= 0.8  # thumbnails give faces away
     assert out["pl"]["identity_probe"]["chance"] == 0.25
-    assert out["pl"]["temporal"]["k"] == [1, 2, 4]
+    orl, lfw = out["pl"]["accumulation_orl"], out["pl"]["accumulation_lfw"]
+    assert orl["k"] == lfw["k"] == [1, 4, 16] and orl["n_draws"] == 8
+    assert orl["chance"] == 0.25 and lfw["chance"] == pytest.approx(1 / 3)
+    assert orl["headline"] == orl["identity"][-1] and orl["fresh_draws"] == 1
+    assert orl["identity_inf"] >= 0.8  # thumbnails of one image give the person away
+    assert {"accumulation_orl", "accumulation_lfw"} <= set(out["timings"])
     assert out["rr"]["recon_optim"]["available"] is True
     assert out["rr"]["recon_optim"]["n_targets"] == 3
     assert out["rr"]["recon_decoder"]["id_judge_missing"] == "face_judge is off"
@@ -107,7 +123,8 @@ def test_evaluate_without_differentiable_form_with_face_judge(
 def test_settings_from_preset() -> None:
     quick = get_preset("quick")
     s = EvalSettings.from_preset(quick)
-    assert s.temporal_k == tuple(quick.temporal_k) and s.opt_steps == quick.opt_steps
+    assert s.accumulation_k == tuple(quick.accumulation_k) and s.opt_steps == quick.opt_steps
+    assert s.accumulation_draws == quick.accumulation_draws
     assert s.recon_epochs == quick.recon_epochs and s.recon_victims == quick.recon_victims
     assert s.recon_aux_copies == quick.recon_aux_copies
     assert s.generator_schedule.epochs == quick.generator_epochs

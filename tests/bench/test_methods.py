@@ -14,7 +14,7 @@ from lifeveil.bench.methods import create_method, list_methods, register_method
 from lifeveil.bench.methods.dp import clip_rows, noise_multiplier
 from lifeveil.bench.methods.pixel import blur_np, blur_torch, pixelate_np
 from lifeveil.bench.presets import PRESETS, Preset, get_preset
-from lifeveil.data import load_orl
+from lifeveil.data import lfw_identity_split, load_orl
 from lifeveil.errors import DatasetError, InputError, UnknownNameError
 from lifeveil.privatizer import PrivatizerConfig
 from lifeveil.privatizer.checkpoint import save_checkpoint
@@ -199,6 +199,34 @@ def test_deface_runs_the_deface_package(faces):
         create_method("deface", {"mode": "emoji"}, 0)
 
 
+def test_repeated_releases_follow_the_method_contract(scenes):
+    raw = create_method("raw-teacher", {}, 0)
+    assert raw.stochastic is False and raw.fresh_draws(64) == 1
+    drawn = raw.draws(scenes, 5)
+    assert drawn.shape == (3, 5, 1280) and np.array_equal(drawn[:, 4], raw.noise_free(scenes))
+    assert np.array_equal(raw.noise_free(scenes), raw.features(scenes))
+    dp = create_method("dp-embedding", {"epsilon": 16.0, "clip": 5.0}, 0)
+    assert dp.stochastic is True and dp.fresh_draws(64) == 64
+    clean = dp.noise_free(scenes)
+    assert np.allclose(clean, clip_rows(raw.features(scenes), 5.0), atol=1e-5)
+    noisy = dp.draws(scenes, 200)
+    assert noisy.shape == (3, 200, 1280) and noisy.dtype == np.float32
+    assert abs((noisy - clean[:, None]).std() / dp.sigma - 1) < 0.02
+    assert np.abs(noisy.mean(axis=1) - clean).mean() < 3 * dp.sigma / np.sqrt(200)
+
+
+def test_pixel_noise_reuses_a_few_fresh_draws_and_its_clean_frame_is_noise_free(scenes):
+    noise = create_method("noise", {"sigma": 0.2}, 0)
+    assert noise.stochastic is True and noise.fresh_draws(64) == 4 and noise.fresh_draws(2) == 2
+    drawn = noise.draws(scenes[:2], 6)
+    assert drawn.shape == (2, 6, 1280)
+    assert np.array_equal(drawn[:, 0], drawn[:, 4]) and np.array_equal(drawn[:, 1], drawn[:, 5])
+    assert not np.array_equal(drawn[:, 0], drawn[:, 1])
+    blur0 = create_method("blur", {"sigma": 1e-3}, 0)  # ~identity op on the same teacher crop
+    assert np.allclose(noise.noise_free(scenes[:2]), blur0.features(scenes[:2]), atol=1e-3)
+    assert create_method("blur", {"sigma": 4.0}, 0).stochastic is False
+
+
 def test_msr_releases_z_and_is_differentiable(tmp_path, scenes):
     ckpt = write_tiny_checkpoint(tmp_path / "tiny.safetensors")
     mean = create_method("msr", {"mode": "mean", "path": str(ckpt)}, 0)
@@ -210,6 +238,15 @@ def test_msr_releases_z_and_is_differentiable(tmp_path, scenes):
     mean.features_torch(pixels).sum().backward()
     assert pixels.grad.abs().sum() > 0
     assert mean.device_cost()["params"] > 0 and mean.uploads_pixels is False
+    # repeated releases: mean repeats mu, sample draws fresh posterior noise around it
+    assert mean.stochastic is False and sample.stochastic is True
+    mu = mean.noise_free(scenes)
+    assert np.allclose(mu, z) and np.allclose(sample.noise_free(scenes), mu)
+    assert np.allclose(mean.draws(scenes, 4), z[:, None])
+    drawn = sample.draws(scenes, 300)
+    assert drawn.shape == (3, 300, 16) and not np.allclose(drawn[:, 0], drawn[:, 1])
+    spread = drawn.std(axis=1).mean()
+    assert np.abs(drawn.mean(axis=1) - mu).max() < 6 * spread / np.sqrt(300)
 
 
 # ------------------------------------------------------------------------------ data
@@ -234,10 +271,12 @@ TINY = dataclasses.replace(
     aux_identities=("s1",),
     clips_max=1,
     clip_max_frames=3,
+    lfw_heldout_identities=3,
+    lfw_aux_identities=2,
 )
 
 
-def test_load_bench_data_follows_the_data_use_policy(orl_root, sun8_root, clips_root):
+def test_load_bench_data_follows_the_data_use_policy(orl_root, sun8_root, clips_root, lfw_root):
     data = load_bench_data(TINY, orl_root.parent)
     assert len(data.scenes_train) == 16 and len(data.scenes_test) == 8
     assert set(data.faces_victims.labels) == {"s11", "s12"} and set(data.faces_aux.labels) == {"s1"}
@@ -247,14 +286,28 @@ def test_load_bench_data_follows_the_data_use_policy(orl_root, sun8_root, clips_
     assert len(data.clips) == 1 and 1 <= len(data.clips[0][1]) <= 3
     again = load_bench_data(TINY, orl_root.parent)
     assert np.array_equal(again.bystanders.images[3], data.bystanders.images[3])
+    # LFW: the first held-out identities are attacked; auxiliary people come from the train split
+    split = lfw_identity_split(lfw_root)
+    assert list(dict.fromkeys(data.faces_lfw_heldout.labels)) == split["heldout"][:3]
+    assert list(dict.fromkeys(data.faces_lfw_aux.labels)) == split["train"][:2]
+    assert not set(data.faces_lfw_heldout.labels) & set(split["train"])
+    assert all(max(img.shape[:2]) <= 160 for img in data.faces_lfw_heldout.images)
+    assert 3 * 5 <= len(data.faces_lfw_heldout) <= 3 * 8
 
 
 def test_bad_data_root_and_overlapping_identities_are_explained(tmp_path, orl_root):
     (tmp_path / "faces-orl").mkdir()
     with pytest.raises(
-        DatasetError, match="lacks scenes-sun8, action-clips.*Expected scenes-sun8/"
+        DatasetError, match="lacks scenes-sun8, action-clips, faces-lfw.*Expected scenes-sun8/"
     ):
         check_layout(tmp_path)
+    for name in ("scenes-sun8", "action-clips"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(DatasetError) as missing_lfw:
+        check_layout(tmp_path)
+    message = str(missing_lfw.value)
+    assert "lacks faces-lfw" in message and "faces-lfw/: labels.csv" in message
+    assert "\n" not in message
     with pytest.raises(DatasetError, match="not a folder"):
         check_layout(tmp_path / "nope")
     bad = dataclasses.replace(TINY, aux_identities=("s11",))

@@ -80,9 +80,29 @@ def fake_evaluate(method, data, preset, seed, out_dir: Path) -> dict:
         "pl": {
             "identity": {"linear_acc": ident, "chance": 0.5},
             "reid": {"top1": ident, "chance": 0.5},
-            "temporal": {"k": [1, 2], "linear_acc": [ident, ident]},
+            "accumulation_orl": fake_accumulation(ident, 0.5),
+            "accumulation_lfw": fake_accumulation(ident / 2, 0.25),
         },
         "rr": {"recon": {"ssim": 0.1 + seed}},
+    }
+
+
+def fake_accumulation(single: float, chance: float) -> dict:
+    """An accumulation result whose identity grows from ``single`` at k=1 to 1 at k=256."""
+    ident = [single, (single + 1) / 2, 1.0]
+    return {
+        "k": [1, 16, 256],
+        "linear_acc": ident,
+        "mlp_acc": ident,
+        "reid_top1": ident,
+        "identity": ident,
+        "identity_inf": 0.9,
+        "headline": 1.0,
+        "headline_inf": 0.9,
+        "worst": 1.0,
+        "chance": chance,
+        "n_identities": round(1 / chance),
+        "fresh_draws": 1,
     }
 
 
@@ -133,7 +153,10 @@ def test_sweep_writes_jobs_results_summary_and_report(tmp_path, ckpt_dir, orl_ro
         and results["methods"]["raw-teacher"]["mean"]["se.vector_bytes"] == 2560
     )
     assert results["privacy_utility"]["points"]["raw-teacher"]["scene_rel"] == pytest.approx(1.0)
+    assert results["privacy_utility"]["points"]["raw-teacher"]["headline_lfw"] == 1.0
+    assert results["privacy_utility"]["headline_k"] == 256
     assert {r["baseline"] for r in results["matched_utility"]} == {"blur[sigma=8.0]"}
+    assert {"msr_headline_orl", "baseline_headline_lfw"} <= set(results["matched_utility"][0])
     summary = (out / "summary.md").read_text()
     for heading in (
         "## DTP",
@@ -141,12 +164,16 @@ def test_sweep_writes_jobs_results_summary_and_report(tmp_path, ckpt_dir, orl_ro
         "## RR",
         "## SE",
         "## Where msr wins / loses at matched utility",
+        "## Headline privacy: identity under accumulation",
     ):
         assert heading in summary
     assert "| msr[ckpt=lambda_0.01,mode=mean] |" in summary and " ± " in summary
+    assert "| LFW k=256 (headline) |" in summary and "LFW chance = 0.250 (4 people)" in summary
+    assert "accumulation_orl" not in summary.split("## PL")[1].split("## RR")[0]
     report = (out / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 3 + 3  # our plots + one grid per method
-    assert (out / "figures" / "privacy_utility_identity.png").stat().st_size > 1000
+    for name in ("privacy_utility_orl", "privacy_utility_lfw", "accumulation"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     assert len(list((out / "jobs").glob("*.json"))) == 6
 
 
@@ -167,7 +194,7 @@ def test_resume_skips_finished_jobs_and_retries_failed_ones(tmp_path, ckpt_dir, 
     CALLS.clear()
     _run(out, ckpt_dir, orl_root.parent, methods=["raw-teacher"], resume=True, seeds=[0])
     assert CALLS == []
-    changed = dataclasses.replace(TINY, temporal_k=(1, 3))  # another config: stale results
+    changed = dataclasses.replace(TINY, accumulation_k=(1, 3))  # another config: stale results
     run_bench(
         preset=changed,
         out=out,
@@ -268,3 +295,52 @@ def test_detector_coverage_counts_faces_the_baseline_found(orl_root, skimage_ima
     )
     cover = detector_coverage(create_method("face-blur", {"sigma": 4.0}, 0), data)
     assert cover == {"found_victims": 1.0, "found_bystanders": pytest.approx(2 / 3)}
+
+
+def _agg(family: str, scene: float, single: float, headline: float) -> dict:
+    prefix = "pl.accumulation_lfw"
+    mean = {
+        "dtp.scene_probe.linear_acc": scene,
+        "pl.identity_probe.linear_acc": single,
+        f"{prefix}.k": [1.0, 16.0, 256.0],
+        f"{prefix}.identity": [single, headline, headline],
+        f"{prefix}.identity_inf": headline,
+        f"{prefix}.headline": headline,
+        f"{prefix}.chance": 0.1,
+    }
+    return {"family": family, "params": {}, "method": {}, "seeds": [0], "mean": mean, "std": {}}
+
+
+def test_matched_utility_verdicts_and_plots_use_the_accumulation_headline():
+    from lifeveil.bench.report import (
+        accumulation_plot,
+        headline_tables,
+        matched_sentences,
+        matched_utility,
+        plot_points,
+    )
+
+    # Single-release identity says msr leaks less; the accumulation headline says the opposite.
+    agg = {
+        "raw-teacher": _agg("raw-teacher", 0.8, 0.9, 1.0),
+        "msr[ckpt=a,mode=sample]": _agg("msr", 0.6, 0.1, 0.8),
+        "blur[sigma=8]": _agg("blur", 0.6, 0.5, 0.3),
+    }
+    pp = plot_points(agg)
+    assert pp["points"]["msr[ckpt=a,mode=sample]"]["headline_lfw"] == 0.8
+    assert pp["headline_chance"]["headline_lfw"] == 0.1 and pp["headline_k"] == 256
+    (row,) = matched_utility(agg, pp)
+    assert row["matched"] and row["headline_lfw_winner"] == "baseline"
+    assert row["headline_orl_winner"] is None  # no ORL result: no verdict
+    text = " ".join(matched_sentences([row]))
+    assert "LFW identity under accumulation 0.800 vs 0.300 (the baseline leaks less)" in text
+    main, details = headline_tables(agg, pp)
+    assert main.header == ["method", "scene (rel. to raw)", "LFW k=1", "LFW k=16"] + [
+        "LFW k=256 (headline)",
+        "LFW inf",
+    ]
+    assert main.rows[1] == ["msr[ckpt=a,mode=sample]", "0.750", "0.100", "0.800", "0.800", "0.800"]
+    assert ("LFW chance", "0.100") in main.constant
+    assert details.header[:2] == ["method", "fresh draws"] and len(details.rows) == 3
+    assert details.rows[0][1] == "–"  # not reported: no number invented
+    assert accumulation_plot(agg)[:4] == b"\x89PNG"

@@ -3,7 +3,9 @@
 Data-use policy (see :mod:`lifeveil.data.datasets`): scene utility is measured on the fixed
 SUN8 *test* split; attacks target ORL s11-s40 (never seen by the default privatizer); the
 attacker's auxiliary faces are ORL s1-s10, disjoint from the victims. Bystander frames paste
-victim faces into SUN8 test scenes, so they reuse no training image either.
+victim faces into SUN8 test scenes, so they reuse no training image either. The accumulation
+attack also targets LFW's held-out identities (301-423 in sorted-name order, never used to
+train a privatizer); its auxiliary statistics come from a few LFW training identities.
 
 Everything here is deterministic given the preset's data ``seed``.
 """
@@ -17,7 +19,13 @@ import cv2
 import numpy as np
 
 from lifeveil.bench.presets import Preset
-from lifeveil.data.datasets import LabelledImages, load_action_clips, load_orl, sun8_split
+from lifeveil.data.datasets import (
+    LabelledImages,
+    load_action_clips,
+    load_lfw,
+    load_orl,
+    sun8_split,
+)
 from lifeveil.errors import DatasetError
 from lifeveil.ingest.images import load_image
 from lifeveil.ingest.video import iter_video_frames
@@ -28,8 +36,10 @@ EXPECTED_LAYOUT = {
     "scenes-sun8": "labels.csv (path,category) and <class>/sun_*.jpg",
     "faces-orl": "sX/Y.pgm identity folders (s1 ... s40)",
     "action-clips": "labels.csv (file,label,fps,frames_decoded) and the video files",
+    "faces-lfw": "labels.csv (path,identity) and <Name>/<Name>_NNNN.jpg",
 }
 SCENE_MAX_SIDE = 256  # teachers crop 224 px; smaller keeps memory low
+LFW_MAX_SIDE = 160  # LFW photos are 250 px; the faces fill the middle
 CLIP_MAX_SIDE = 320
 FACE_HEIGHT_RANGE = (0.08, 0.20)  # pasted face height as a fraction of the frame height
 
@@ -47,10 +57,12 @@ class BenchData:
     bystanders: LabelledImages  # victim faces pasted into SUN8 test scenes; labels = identity
     bystander_scenes: np.ndarray  # scene category of each bystander frame (same order)
     clips: list[tuple[str, list[np.ndarray]]]  # (clip label, frames sampled at preset fps)
+    faces_lfw_heldout: LabelledImages  # LFW held-out identities (301-...), labels = identity
+    faces_lfw_aux: LabelledImages  # a few LFW training identities: attacker statistics only
 
 
 def check_layout(root: Path) -> None:
-    """Raise DatasetError unless ``root`` holds the three expected dataset folders."""
+    """Raise DatasetError unless ``root`` holds the expected dataset folders."""
     missing = [name for name in EXPECTED_LAYOUT if not (root / name).is_dir()]
     if not root.is_dir() or missing:
         expected = "; ".join(f"{name}/: {what}" for name, what in EXPECTED_LAYOUT.items())
@@ -172,6 +184,12 @@ def load_bench_data(preset: Preset, root: Path | None = None) -> BenchData:
         bystander_scenes=bystander_scenes,
         clips=load_clips(
             root / "action-clips", preset.clips_max, preset.clip_fps, preset.clip_max_frames
+        ),
+        faces_lfw_heldout=load_lfw(
+            root / "faces-lfw", "heldout", preset.lfw_heldout_identities, LFW_MAX_SIDE
+        ),
+        faces_lfw_aux=load_lfw(
+            root / "faces-lfw", "train", preset.lfw_aux_identities, LFW_MAX_SIDE
         ),
     )
 

@@ -5,9 +5,11 @@
 >>> out["dtp"]["scene_probe"]["linear_acc"], out["pl"]["identity_probe"]["linear_acc"]  # doctest: +SKIP
 
 The method's features are computed once per dataset (plus the black-box queries an attacker
-makes: augmented auxiliary faces and jittered frames), then every task and attack runs on
-them. The result is a JSON-ready dict ``{"dtp", "pl", "rr", "timings", "artifacts"}`` whose
-groups hold one dict per task or attack, named as in :data:`lifeveil.bench.tasks.TASKS` and
+makes: augmented auxiliary faces), then every task and attack runs on them; the accumulation
+attack asks the method itself for repeated releases of ORL and LFW faces (``pl`` keys
+``accumulation_orl`` and ``accumulation_lfw``: the headline privacy numbers). The result is a
+JSON-ready dict ``{"dtp", "pl", "rr", "timings", "artifacts"}`` whose groups hold one dict
+per task or attack, named as in :data:`lifeveil.bench.tasks.TASKS` and
 :data:`lifeveil.bench.attacks.ATTACKS`. Scene accuracy relative to raw-teacher needs all jobs
 and is left to the runner / report.
 """
@@ -25,13 +27,13 @@ import numpy as np
 import torch
 
 from lifeveil.bench.attacks import (
+    accumulation_attack,
     bystander_attack,
     decoder_attack,
     identity_probes,
     membership_inference,
     optimisation_attack,
     reidentification,
-    temporal_accumulation,
 )
 from lifeveil.bench.attacks.face_match import FaceRecogniser, shared_recogniser
 from lifeveil.bench.attacks.identity import split_per_identity
@@ -43,7 +45,6 @@ from lifeveil.bench.attacks.reconstruction import (
     face_crops,
     flip_images,
 )
-from lifeveil.bench.attacks.temporal import jitter_frames
 from lifeveil.bench.data import BenchData
 from lifeveil.bench.methods.base import Method
 from lifeveil.bench.tasks import clip_agreement, scene_probe, scene_retrieval
@@ -58,9 +59,9 @@ class EvalSettings:
     name; fields a preset lacks keep these defaults.
     """
 
-    temporal_k: tuple[int, ...] = (1, 2, 4, 8)  # frames averaged by the temporal attacker
-    temporal_jitter: int = 1  # jittered copies of each held-out face (the extra "video frames")
-    temporal_repeats: int = 10  # random k-frame draws per person and k
+    accumulation_k: tuple[int, ...] = (1, 4, 16, 64, 256)  # releases averaged (plus k = inf)
+    accumulation_draws: int = 64  # releases per image in a person's pool
+    accumulation_averages: int = 8  # random k-averages per person (probe training, queries)
     recon_victims: int = 8  # victims inverted by the optimisation attack (one image each)
     recon_epochs: int = 30  # epochs of the features -> face decoder
     recon_aux_copies: int = 2  # augmented queries per auxiliary face (plus one mirror image)
@@ -73,8 +74,8 @@ class EvalSettings:
     def from_preset(cls, preset: object) -> EvalSettings:
         """Settings from any object with (some of) these attribute names, e.g. a Preset."""
         values = {f.name: getattr(preset, f.name) for f in fields(cls) if hasattr(preset, f.name)}
-        if "temporal_k" in values:
-            values["temporal_k"] = tuple(int(k) for k in values["temporal_k"])
+        if "accumulation_k" in values:
+            values["accumulation_k"] = tuple(int(k) for k in values["accumulation_k"])
         return cls(**values)
 
     @property
@@ -91,7 +92,6 @@ class Released:
     victims: np.ndarray
     aux_queries: np.ndarray  # auxiliary faces, their mirror images, then augmented copies
     bystanders: np.ndarray
-    jitter: np.ndarray  # jittered copies of the held-out victim faces (temporal attack)
     clips: list[np.ndarray]
 
 
@@ -125,8 +125,6 @@ def release(
         with clock(f"features_{name}"):
             return np.asarray(method.features(images), dtype=np.float32)
 
-    _, held_out = split_per_identity(data.faces_victims.labels, seed=seed)
-    held_out_images = [data.faces_victims.images[i] for i in held_out]
     clip_frames = [f for _, frames in data.clips for f in frames]
     clip_features = run("clips", clip_frames) if clip_frames else np.zeros((0, 0), np.float32)
     bounds = np.cumsum([0, *(len(frames) for _, frames in data.clips)])
@@ -136,7 +134,6 @@ def release(
         victims=run("victims", data.faces_victims.images),
         aux_queries=run("aux_queries", aux_query_images(data, settings, seed)),
         bystanders=run("bystanders", data.bystanders.images),
-        jitter=run("jitter", jitter_frames(held_out_images, settings.temporal_jitter, seed)),
         clips=[clip_features[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a],
     )
 
@@ -158,7 +155,7 @@ def evaluate_dtp(data: BenchData, r: Released, seed: int, clock: Stopwatch) -> d
 def evaluate_pl(
     data: BenchData, r: Released, settings: EvalSettings, seed: int, clock: Stopwatch
 ) -> dict[str, Any]:
-    """Identity probes, re-identification, bystanders, temporal accumulation, membership."""
+    """Identity probes, re-identification, bystanders, membership (single releases)."""
     labels = data.faces_victims.labels
     n_aux = len(data.faces_aux)
     out: dict[str, Any] = {}
@@ -176,26 +173,44 @@ def evaluate_pl(
             r.victims,
             seed,
         )
-    with clock("temporal"):
-        out["temporal"] = _temporal(labels, r, settings, seed)
     with clock("membership"):
         out["membership"] = membership_inference(r.scenes_train, data.scenes_train.labels, seed)
     return out
 
 
-def _temporal(labels: np.ndarray, r: Released, settings: EvalSettings, seed: int) -> dict[str, Any]:
-    """Pool = held-out faces + their jittered copies; the probe trains on the training split."""
-    train, held_out = split_per_identity(labels, seed=seed)
-    jitter_labels = np.repeat(labels[held_out], settings.temporal_jitter)
-    return temporal_accumulation(
-        r.victims[train],
-        labels[train],
-        np.concatenate([r.victims[held_out], r.jitter]),
-        np.concatenate([labels[held_out], jitter_labels]),
-        ks=settings.temporal_k,
-        seed=seed,
-        repeats=settings.temporal_repeats,
-    )
+def evaluate_accumulation(
+    method: Method,
+    data: BenchData,
+    r: Released,
+    settings: EvalSettings,
+    seed: int,
+    clock: Stopwatch,
+) -> dict[str, Any]:
+    """The accumulation attack on ORL victims and on LFW held-out identities.
+
+    Its timings include the method's releases of these faces (the attack asks for them); a
+    deterministic method's ORL releases are reused (they are its noise-free encodings).
+    """
+    orl_known = None if method.stochastic else (r.victims, r.aux_queries[: len(data.faces_aux)])
+    faces = {
+        "accumulation_orl": (data.faces_victims, data.faces_aux, orl_known),
+        "accumulation_lfw": (data.faces_lfw_heldout, data.faces_lfw_aux, None),
+    }
+    out: dict[str, Any] = {}
+    for name, (victims, aux, known) in faces.items():
+        with clock(name):
+            out[name] = accumulation_attack(
+                method,
+                victims.images,
+                victims.labels,
+                aux.images,
+                ks=settings.accumulation_k,
+                seed=seed,
+                n_draws=settings.accumulation_draws,
+                averages=settings.accumulation_averages,
+                known=known,
+            )
+    return out
 
 
 def evaluate_rr(
@@ -301,7 +316,10 @@ def evaluate_method(
     released = release(method, data, settings, seed, clock)
     result: dict[str, Any] = {
         "dtp": evaluate_dtp(data, released, seed, clock),
-        "pl": evaluate_pl(data, released, settings, seed, clock),
+        "pl": {
+            **evaluate_pl(data, released, settings, seed, clock),
+            **evaluate_accumulation(method, data, released, settings, seed, clock),
+        },
         "rr": evaluate_rr(method, data, released, settings, seed, out_dir, clock),
     }
     features_s = sum(v for k, v in clock.seconds.items() if k.startswith("features_"))

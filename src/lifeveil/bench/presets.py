@@ -36,8 +36,12 @@ class Preset:
     clip_fps: float
     # Cap on frames per clip after sampling (keeps long clips from dominating run time).
     clip_max_frames: int = 32
-    # Temporal accumulation: numbers of frames an attacker aggregates.
-    temporal_k: tuple[int, ...] = (1, 2, 4, 8)
+    # LFW held-out identities attacked (the first N of 301-423 in sorted-name order; None =
+    # all 123) and LFW training identities whose faces give the attacker's statistics.
+    lfw_heldout_identities: int | None = None
+    lfw_aux_identities: int = 20
+    # Accumulation attack: numbers of releases an attacker averages (k = inf is always added).
+    accumulation_k: tuple[int, ...] = (1, 4, 16, 64, 256)
     # Reconstruction attacks: victim images reconstructed, decoder epochs, optimisation budget.
     recon_victims: int = 8
     recon_epochs: int = 10
@@ -53,12 +57,12 @@ class Preset:
     se_repeats: int = 5
     se_frames: int = 16
     # Attack budget details read by lifeveil.bench.evaluate.EvalSettings (same names): augmented
-    # queries per auxiliary face, jittered copies per held-out face and k-frame draws for the
-    # temporal attack, epochs of the attacker's generator (0 = 4 x recon_epochs).
+    # queries per auxiliary face, releases per image and random k-averages per person for the
+    # accumulation attack, epochs of the attacker's generator (0 = 4 x recon_epochs).
     # Defaults equal EvalSettings' own.
     recon_aux_copies: int = 2
-    temporal_jitter: int = 1
-    temporal_repeats: int = 10
+    accumulation_draws: int = 64
+    accumulation_averages: int = 8
     generator_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,7 +74,7 @@ class Preset:
         """Inverse of :meth:`to_dict`."""
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        for key in ("victim_identities", "aux_identities", "temporal_k", "seeds"):
+        for key in ("victim_identities", "aux_identities", "accumulation_k", "seeds"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
         if "methods" in kwargs:
@@ -105,7 +109,9 @@ QUICK = Preset(
     clips_max=3,
     clip_fps=2.0,
     clip_max_frames=4,
-    temporal_k=(1, 2, 4),
+    lfw_heldout_identities=20,
+    lfw_aux_identities=4,
+    accumulation_k=(1, 16, 256),
     recon_victims=3,
     recon_epochs=3,
     opt_restarts=1,
@@ -125,8 +131,6 @@ QUICK = Preset(
     se_repeats=3,
     se_frames=4,
     recon_aux_copies=1,
-    temporal_jitter=1,
-    temporal_repeats=5,
     generator_epochs=8,
 )
 
@@ -140,7 +144,8 @@ FULL = Preset(
     clips_max=None,
     clip_fps=4.0,
     clip_max_frames=16,
-    temporal_k=(1, 2, 4, 8),
+    lfw_heldout_identities=None,
+    lfw_aux_identities=20,
     recon_victims=8,
     recon_epochs=20,
     opt_restarts=1,
@@ -164,7 +169,6 @@ FULL = Preset(
     se_repeats=10,
     se_frames=16,
     recon_aux_copies=3,
-    temporal_jitter=2,
 )
 
 PRESETS: dict[str, Preset] = {"quick": QUICK, "full": FULL}

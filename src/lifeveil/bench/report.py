@@ -5,6 +5,11 @@ Metrics from ``evaluate_method`` are nested dicts; they are flattened to dotted 
 to comes from its top-level key (``dtp``, ``pl``, ``rr``) or, failing that, from its name.
 The plots find their quantities by key patterns (:data:`PLOT_KEYS`), so they keep working when
 the attack set grows.
+
+The headline privacy number is identity under accumulation at the largest k (256): the best
+of a linear probe, an MLP probe and 1-shot re-ID on the mean of k releases of a person
+(:mod:`lifeveil.bench.attacks.accumulation`), on ORL and on LFW. It leads the summary, is the
+privacy axis of the trade-off plots and decides the matched-utility verdicts.
 """
 
 from __future__ import annotations
@@ -37,11 +42,20 @@ PLOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "identity_acc": (
         (r"identity[^.]*\.linear_acc$", r"ident[^.]*\.linear_acc$", r"identity.*acc$"),
-        ("temporal", "bystander", "chance"),
+        ("accumulation", "bystander", "chance"),
     ),
-    "reid_top1": ((r"re_?id[^.]*\.top1$", r"re_?id.*top1", r"top1$"), ("bystander", "chance")),
-    "temporal_acc": ((r"temporal[^.]*\.linear_acc$", r"temporal.*acc$"), ()),
+    "reid_top1": (
+        (r"re_?id[^.]*\.top1$", r"re_?id.*top1", r"top1$"),
+        ("accumulation", "bystander", "chance"),
+    ),
 }
+# Face sets of the accumulation attack: (name, flattened key prefix of its result).
+ACCUMULATION_SETS: tuple[tuple[str, str], ...] = (
+    ("ORL", "pl.accumulation_orl"),
+    ("LFW", "pl.accumulation_lfw"),
+)
+HEADLINE_METRICS = tuple(f"headline_{name.lower()}" for name, _ in ACCUMULATION_SETS)
+SIDE_KS = (1, 16)  # k columns shown beside the headline (the largest k) and inf
 _SE_COLUMNS = (
     "params",
     "mflops",
@@ -55,8 +69,8 @@ _SE_COLUMNS = (
 )
 _DATA_CREDITS = (
     "Data: SUN database scene photos (Xiao et al., SUN8 subset), AT&T Laboratories Cambridge "
-    "ORL Database of Faces, action clips from HMDB51, UCF101, Kinetics and NTU RGB+D samples "
-    "(see each dataset's PROVENANCE.md for terms)."
+    "ORL Database of Faces, Labeled Faces in the Wild (Huang et al.), action clips from HMDB51, "
+    "UCF101, Kinetics and NTU RGB+D samples (see each dataset's PROVENANCE.md for terms)."
 )
 
 
@@ -150,8 +164,26 @@ def axis_of(key: str) -> str:
     return "PL"
 
 
+def accumulation_curve(m: dict[str, Any], prefix: str) -> tuple[list[int], list[float], Any] | None:
+    """(k values, identity per k, identity at k = inf) of one method's accumulation result.
+
+    ``m`` is a method's aggregate (:func:`aggregate`), ``prefix`` a key of
+    :data:`ACCUMULATION_SETS`; None when the result is absent.
+    """
+    ks, ident = m["mean"].get(f"{prefix}.k"), m["mean"].get(f"{prefix}.identity")
+    if not (isinstance(ks, list) and isinstance(ident, list) and ks and len(ks) == len(ident)):
+        return None
+    return [int(round(k)) for k in ks], ident, m["mean"].get(f"{prefix}.identity_inf")
+
+
+def _first(agg: dict[str, dict[str, Any]], key: str) -> Any:
+    return next((m["mean"][key] for m in agg.values() if m["mean"].get(key) is not None), None)
+
+
 def plot_points(agg: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Scene accuracy relative to raw-teacher, identity accuracy and re-ID top-1 per method."""
+    """Per method: scene accuracy (relative to raw-teacher), the headline identity under
+    accumulation per face set (``headline_orl``, ``headline_lfw``), and the single-release
+    identity accuracy and re-ID top-1 for reference."""
     keys = sorted({k for m in agg.values() for k in m["mean"]})
     k_scene, k_id, k_reid = (find_key(keys, n) for n in ("scene_acc", "identity_acc", "reid_top1"))
     raw = next((m for m in agg.values() if m["family"] == "raw-teacher"), None)
@@ -167,6 +199,10 @@ def plot_points(agg: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "scene_rel": rel,
             "identity_acc": m["mean"].get(k_id) if k_id else None,
             "reid_top1": m["mean"].get(k_reid) if k_reid else None,
+            **{
+                metric: m["mean"].get(f"{prefix}.headline")
+                for metric, (_, prefix) in zip(HEADLINE_METRICS, ACCUMULATION_SETS, strict=True)
+            },
         }
     chance = None
     if k_id:
@@ -180,10 +216,24 @@ def plot_points(agg: dict[str, dict[str, Any]]) -> dict[str, Any]:
         reid_chance = next(
             (m["mean"].get(chance_key) for m in agg.values() if chance_key in m["mean"]), None
         )
+    ks = next((k for _, p in ACCUMULATION_SETS if (k := _first(agg, f"{p}.k"))), None)
     return {
-        "keys": {"scene_acc": k_scene, "identity_acc": k_id, "reid_top1": k_reid},
+        "keys": {
+            "scene_acc": k_scene,
+            "identity_acc": k_id,
+            "reid_top1": k_reid,
+            **{
+                metric: f"{prefix}.headline"
+                for metric, (_, prefix) in zip(HEADLINE_METRICS, ACCUMULATION_SETS, strict=True)
+            },
+        },
         "identity_chance": chance,
         "reid_chance": reid_chance,
+        "headline_k": int(round(max(ks))) if isinstance(ks, list) and ks else None,
+        "headline_chance": {
+            metric: _first(agg, f"{prefix}.chance")
+            for metric, (_, prefix) in zip(HEADLINE_METRICS, ACCUMULATION_SETS, strict=True)
+        },
         "relative_to_raw": raw_scene is not None,
         "points": points,
     }
@@ -205,8 +255,9 @@ MATCH_TOLERANCE = 0.10  # largest relative-scene-accuracy gap still called "matc
 def matched_utility(agg: dict[str, dict[str, Any]], pp: dict[str, Any]) -> list[dict[str, Any]]:
     """For each msr setting and each baseline family, the baseline setting closest in utility.
 
-    Utility = scene accuracy relative to raw-teacher. Each row says who leaks less (identity
-    accuracy of the linear probe, re-ID top-1; lower is better) at that matched utility.
+    Utility = scene accuracy relative to raw-teacher. Each row says who leaks less at that
+    matched utility by the headline numbers (identity under accumulation at the largest k, on
+    ORL and on LFW; lower is better).
     """
     pts = pp["points"]
     rows = []
@@ -232,7 +283,7 @@ def matched_utility(agg: dict[str, dict[str, Any]], pp: dict[str, Any]) -> list[
                 "utility_gap": gap,
                 "matched": abs(gap) <= MATCH_TOLERANCE,
             }
-            for metric in ("identity_acc", "reid_top1"):
+            for metric in HEADLINE_METRICS:
                 a, b = mine[metric], pts[best][metric]
                 row[f"msr_{metric}"], row[f"baseline_{metric}"] = a, b
                 row[f"{metric}_winner"] = _winner(a, b)
@@ -248,23 +299,36 @@ def _winner(msr: Any, baseline: Any, tol: float = 0.01) -> str | None:
     return "msr" if msr < baseline else "baseline"
 
 
+def _headline_label(metric: str) -> str:
+    """``headline_lfw`` -> ``LFW identity under accumulation``."""
+    return f"{metric.removeprefix('headline_').upper()} identity under accumulation"
+
+
 def matched_sentences(rows: list[dict[str, Any]]) -> list[str]:
     """Plain-language lines for the summary: a verdict per matched pair, then the unmatched."""
     matched = [r for r in rows if r["matched"]]
     lines = []
     if rows:
-        wins = sum(r["identity_acc_winner"] == "msr" for r in matched)
-        losses = sum(r["identity_acc_winner"] == "baseline" for r in matched)
+        counts = []
+        for metric in HEADLINE_METRICS:
+            wins = sum(r.get(f"{metric}_winner") == "msr" for r in matched)
+            losses = sum(r.get(f"{metric}_winner") == "baseline" for r in matched)
+            counts.append(
+                f"by {_headline_label(metric)}, msr leaks less in {wins}, the baseline in "
+                f"{losses}, and {len(matched) - wins - losses} are ties (within 0.01) or lack it"
+            )
         lines.append(
             f"Each msr setting is paired with the setting of every baseline family closest in scene "
             f"accuracy relative to raw-teacher; a pair counts as matched when the gap is at most "
-            f"{MATCH_TOLERANCE:.2f}. Of {len(matched)} matched pairs, msr has the lower identity "
-            f"accuracy in {wins}, the baseline in {losses}, and {len(matched) - wins - losses} are "
-            "ties (within 0.01) or lack the metric."
+            f"{MATCH_TOLERANCE:.2f}. Verdicts use the headline privacy number (identity at the "
+            f"largest k averaged releases). Of {len(matched)} matched pairs: "
+            + "; ".join(counts)
+            + "."
         )
     for r in matched:
         parts = []
-        for metric, label in (("identity_acc", "identity accuracy"), ("reid_top1", "re-ID top-1")):
+        for metric in HEADLINE_METRICS:
+            label = _headline_label(metric)
             a, b, w = r[f"msr_{metric}"], r[f"baseline_{metric}"], r[f"{metric}_winner"]
             if w is None:
                 continue
@@ -347,38 +411,48 @@ def privacy_utility_plot(
     return _figure_png(fig)
 
 
-def temporal_plot(agg: dict[str, dict[str, Any]]) -> bytes | None:
-    """Identity accuracy against the number of frames k an attacker averages, per method."""
+def accumulation_plot(agg: dict[str, dict[str, Any]]) -> bytes | None:
+    """Identity under accumulation against k (log axis), one line per method, per face set.
+
+    k = inf (the noise-free encoding) sits right of the largest k, joined by a dotted segment;
+    chance is the dashed grey line.
+    """
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted({k for m in agg.values() for k in m["mean"]})
-    k_acc = find_key(keys, "temporal_acc")
-    if not k_acc:
+    curves = {
+        name: {mid: c for mid, m in agg.items() if (c := accumulation_curve(m, prefix))}
+        for name, prefix in ACCUMULATION_SETS
+    }
+    shown = [name for name in curves if curves[name]]
+    if not shown:
         return None
-    k_x = k_acc.rsplit(".", 1)[0] + ".k"
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    drawn = 0
-    for mid, m in sorted(agg.items()):
-        ys, xs = m["mean"].get(k_acc), m["mean"].get(k_x)
-        if not isinstance(ys, list):
-            continue
-        xs = xs if isinstance(xs, list) and len(xs) == len(ys) else list(range(1, len(ys) + 1))
-        ax.plot(xs, ys, marker="o", label=_short(mid), linewidth=1.2)
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("frames averaged by the attacker (k)")
-    ax.set_ylabel("identity accuracy (linear probe)")
-    ax.set_title("Temporal accumulation")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 5.0), squeeze=False)
+    prefixes = dict(ACCUMULATION_SETS)
+    for ax, name in zip(axes[0], shown, strict=True):
+        ks_all: set[int] = set()
+        for i, (mid, (ks, ident, inf)) in enumerate(sorted(curves[name].items())):
+            colour = f"C{i % 10}"
+            ax.plot(ks, ident, marker="o", color=colour, label=_short(mid), linewidth=1.2)
+            if _is_number(inf):
+                inf_x = 4 * max(ks)
+                ax.plot([ks[-1], inf_x], [ident[-1], inf], ":", color=colour, linewidth=1.0)
+                ax.plot([inf_x], [inf], marker="s", color=colour)
+            ks_all.update(ks)
+        ticks = sorted(ks_all)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([*ticks, 4 * ticks[-1]], [*(str(k) for k in ticks), "inf"])
+        chance = _first(agg, f"{prefixes[name]}.chance")
+        if _is_number(chance):
+            ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("releases of a person averaged by the attacker (k)")
+        ax.set_ylabel("identity (best of linear, MLP probe and 1-shot re-ID)")
+        ax.set_title(f"Accumulation attack on {name}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
     return _figure_png(fig)
 
 
@@ -447,8 +521,14 @@ def axis_tables(agg: dict[str, dict[str, Any]]) -> dict[str, AxisTable]:
             cols = [
                 f"se.{c}" for c in _SE_COLUMNS if any(f"se.{c}" in m["mean"] for m in agg.values())
             ]
-        else:
-            cols = [k for k in keys if axis_of(k) == axis and not k.startswith("se.")]
+        else:  # accumulation results have their own tables (headline_tables)
+            cols = [
+                k
+                for k in keys
+                if axis_of(k) == axis
+                and not k.startswith("se.")
+                and not k.startswith(tuple(prefix for _, prefix in ACCUMULATION_SETS))
+            ]
         cells = {
             c: [_cell(m["mean"].get(c), m["std"].get(c), len(m["seeds"]), c) for m in agg.values()]
             for c in cols
@@ -462,6 +542,54 @@ def axis_tables(agg: dict[str, dict[str, Any]]) -> dict[str, AxisTable]:
             [(_column_label(c, axis), cells[c][0]) for c in constant],
         )
     return tables
+
+
+def headline_tables(agg: dict[str, dict[str, Any]], pp: dict[str, Any]) -> list[AxisTable]:
+    """The headline table (identity under accumulation at k = 1, 16, the largest k and inf per
+    face set, beside relative scene accuracy) and the per-attacker detail table."""
+    present = [(n, p) for n, p in ACCUMULATION_SETS if _first(agg, f"{p}.k") is not None]
+    if not present:
+        return []
+    header, details_header = ["method", "scene (rel. to raw)"], ["method", "fresh draws"]
+    rows: list[list[str]] = [[mid, _fmt(pp["points"][mid]["scene_rel"])] for mid in agg]
+    details: list[list[str]] = [[mid] for mid in agg]
+    for i, m in enumerate(agg.values()):
+        fresh = next(
+            (f for _, p in present if _is_number(f := m["mean"].get(f"{p}.fresh_draws"))), None
+        )
+        details[i].append(_fmt(None if fresh is None else round(fresh)))
+    constant = []
+    for name, prefix in present:
+        ks = [int(round(k)) for k in _first(agg, f"{prefix}.k")]
+        side = [k for k in SIDE_KS if k in ks and k != ks[-1]]
+        header += [f"{name} k={k}" for k in side] + [f"{name} k={ks[-1]} (headline)", f"{name} inf"]
+        details_header += [f"{name} {a}" for a in ("linear", "MLP", "1-shot re-ID")]
+        for i, m in enumerate(agg.values()):
+            curve = accumulation_curve(m, prefix)
+            if curve is None:
+                rows[i] += ["–"] * (len(side) + 2)
+                details[i] += ["–"] * 3
+                continue
+            got = dict(zip(curve[0], curve[1], strict=True))
+            rows[i] += [_fmt(got.get(k)) for k in side] + [_fmt(curve[1][-1]), _fmt(curve[2])]
+            for attacker in ("linear_acc", "mlp_acc", "reid_top1"):
+                per_k = m["mean"].get(f"{prefix}.{attacker}")
+                inf = m["mean"].get(f"{prefix}.{attacker}_inf")
+                values = " / ".join(_fmt(v) for v in per_k) if isinstance(per_k, list) else "–"
+                details[i].append(f"{values}; inf {_fmt(inf)}")
+        n_ids = _first(agg, f"{prefix}.n_identities")
+        people = f" ({int(n_ids)} people)" if _is_number(n_ids) else ""
+        constant.append((f"{name} chance", _fmt(_first(agg, f"{prefix}.chance")) + people))
+        constant.append((f"{name} k", ", ".join(str(k) for k in ks)))
+    return [AxisTable(header, rows, constant), AxisTable(details_header, details, [])]
+
+
+HEADLINE_TEXT = (
+    "Identity under accumulation: the attacker owns the public model and averages k releases "
+    "of a person (k = inf: the noise-free encoding of each image); the number is the best of "
+    "a linear probe and an MLP probe trained on k-averaged releases and 1-shot re-ID against "
+    "one enrolment photo. The largest k is the headline privacy number (lower = more private)."
+)
 
 
 def _column_label(key: str, axis: str) -> str:
@@ -542,10 +670,12 @@ def write_reports(
     }
     write_json(out / "results.json", _jsonable(results))
     tables = axis_tables(agg)
+    headline = headline_tables(agg, pp)
+    images = figures + job_images(out, jobs)
     with atomic_open(out / "summary.md") as fh:
-        fh.write(_summary_md(results, tables, matched, figures + job_images(out, jobs), out))
+        fh.write(_summary_md(results, headline, tables, matched, images, out))
     with atomic_open(out / "report.html") as fh:
-        fh.write(_report_html(results, tables, matched, figures + job_images(out, jobs)))
+        fh.write(_report_html(results, headline, tables, matched, images))
     return results
 
 
@@ -558,22 +688,25 @@ def _jsonable(obj: Any) -> Any:
 def _write_figures(
     out: Path, agg: dict[str, dict[str, Any]], pp: dict[str, Any]
 ) -> list[tuple[str, Path]]:
+    k = pp["headline_k"] or "the largest k"
     made = {
-        "privacy_utility_identity": (
-            "Privacy-utility: identity attack accuracy (linear probe) vs relative scene accuracy",
+        f"privacy_utility_{metric.removeprefix('headline_')}": (
+            f"Privacy-utility: {name} identity under accumulation (k={k}, best of linear and "
+            "MLP probes and 1-shot re-ID) vs relative scene accuracy",
             privacy_utility_plot(
-                agg, pp, "identity_acc", pp["identity_chance"], "identity accuracy (linear probe)"
+                agg,
+                pp,
+                metric,
+                pp["headline_chance"][metric],
+                f"{name} identity under accumulation, k={k}",
             ),
-        ),
-        "privacy_utility_reid": (
-            "Privacy-utility: 1-shot re-identification top-1 vs relative scene accuracy",
-            privacy_utility_plot(agg, pp, "reid_top1", pp["reid_chance"], "re-ID top-1"),
-        ),
-        "temporal_accumulation": (
-            "Temporal accumulation: identity accuracy vs frames averaged",
-            temporal_plot(agg),
-        ),
+        )
+        for metric, (name, _) in zip(HEADLINE_METRICS, ACCUMULATION_SETS, strict=True)
     }
+    made["accumulation"] = (
+        "Accumulation attack: identity vs releases averaged (k), inf = noise-free encoding",
+        accumulation_plot(agg),
+    )
     figures = []
     for name, (caption, png) in made.items():
         if png is None:
@@ -587,6 +720,7 @@ def _write_figures(
 
 def _summary_md(
     results: dict[str, Any],
+    headline: list[AxisTable],
     tables: dict[str, AxisTable],
     matched: list[dict[str, Any]],
     figures: list[tuple[str, Path]],
@@ -601,6 +735,22 @@ def _summary_md(
         "there are several). Accuracies are in [0, 1].",
         "",
     ]
+    if headline:
+        main, details = headline
+        lines += [
+            "## Headline privacy: identity under accumulation",
+            "",
+            HEADLINE_TEXT,
+            "",
+            markdown_table(main.header, main.rows),
+            "",
+            "Same for every method: " + "; ".join(f"{c} = {v}" for c, v in main.constant) + ".",
+            "",
+            "Per attacker, at each k (in the order above) and at inf:",
+            "",
+            markdown_table(details.header, details.rows),
+            "",
+        ]
     for axis in AXES:
         t = tables[axis]
         lines += [f"## {axis}: {AXIS_TITLES[axis]}", "", markdown_table(t.header, t.rows), ""]
@@ -639,6 +789,7 @@ img{max-width:700px}
 
 def _report_html(
     results: dict[str, Any],
+    headline: list[AxisTable],
     tables: dict[str, AxisTable],
     matched: list[dict[str, Any]],
     images: list[tuple[str, Path]],
@@ -651,6 +802,17 @@ def _report_html(
         f"<p>Seeds {results['seeds']}; {len(results['jobs'])} jobs, {len(results['failed'])} failed; "
         f"wall time {results['timings']['wall_s']:.0f} s. Means over seeds (± std).</p>",
     ]
+    if headline:
+        main, details = headline
+        same = "; ".join(f"{c} = {v}" for c, v in main.constant)
+        parts += [
+            "<h2>Headline privacy: identity under accumulation</h2>",
+            f"<p>{html.escape(HEADLINE_TEXT)}</p>",
+            html_table(main.header, main.rows),
+            f"<p><small>Same for every method: {html.escape(same)}.</small></p>",
+            "<p>Per attacker, at each k (in the order above) and at inf:</p>",
+            html_table(details.header, details.rows),
+        ]
     for axis in AXES:
         t = tables[axis]
         parts += [

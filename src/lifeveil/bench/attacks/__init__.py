@@ -6,19 +6,19 @@ level next to every accuracy.
 
 >>> from lifeveil.bench.attacks import list_attacks
 >>> list_attacks()
-['bystander', 'identity_probe', 'membership', 'recon_decoder', 'recon_optim', 'reid', 'temporal']
+['accumulation', 'bystander', 'identity_probe', 'membership', 'recon_decoder', 'recon_optim', 'reid']
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from lifeveil.bench.attacks.accumulation import accumulation_attack
 from lifeveil.bench.attacks.bystander import bystander_attack
 from lifeveil.bench.attacks.identity import identity_probes, reidentification
 from lifeveil.bench.attacks.membership import membership_inference
 from lifeveil.bench.attacks.recon_decoder import decoder_attack
 from lifeveil.bench.attacks.recon_optim import optimisation_attack
-from lifeveil.bench.attacks.temporal import temporal_accumulation
 from lifeveil.registry import Registry
 
 AttackFn = Callable[..., dict[str, object]]
@@ -40,16 +40,21 @@ def list_attacks() -> list[str]:
     return ATTACKS.names()
 
 
+register_attack(
+    "accumulation",
+    accumulation_attack,
+    "identity from the mean of k releases of a person, k = 1 ... 256 and inf (the headline)",
+)
 register_attack("identity_probe", identity_probes, "linear and MLP identity probes on ORL faces")
 register_attack("reid", reidentification, "1-shot re-identification top-1 and mAP")
 register_attack("bystander", bystander_attack, "identity vs scene on frames with pasted faces")
-register_attack("temporal", temporal_accumulation, "identity accuracy vs k averaged frames")
 register_attack("recon_decoder", decoder_attack, "features -> face decoder on auxiliary faces")
 register_attack("recon_optim", optimisation_attack, "latent optimisation through G (Appendix A)")
 register_attack("membership", membership_inference, "loss-threshold MIA on a downstream head")
 
 __all__ = [
     "ATTACKS",
+    "accumulation_attack",
     "bystander_attack",
     "decoder_attack",
     "get_attack",
@@ -59,5 +64,4 @@ __all__ = [
     "optimisation_attack",
     "register_attack",
     "reidentification",
-    "temporal_accumulation",
 ]

@@ -22,11 +22,16 @@ TRAIN_PER_IDENTITY = 5
 
 
 def split_per_identity(
-    labels: np.ndarray, n_train: int = TRAIN_PER_IDENTITY, seed: int = 0
+    labels: np.ndarray,
+    n_train: int = TRAIN_PER_IDENTITY,
+    seed: int = 0,
+    fraction: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, test): ``n_train`` random images of each identity train, the rest test.
 
-    Each identity keeps at least one test image. Deterministic given ``seed``; indices sorted.
+    With ``fraction``, each identity trains on that fraction of its images instead (rounded
+    down, at least one). Each identity keeps at least one test image. Deterministic given
+    ``seed``; indices sorted.
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng([seed, 11])
@@ -35,7 +40,8 @@ def split_per_identity(
     for ident in sorted(set(labels.tolist())):
         idx = np.flatnonzero(labels == ident)
         idx = idx[rng.permutation(len(idx))]
-        k = min(n_train, len(idx) - 1)
+        wanted = n_train if fraction is None else max(1, int(len(idx) * fraction))
+        k = min(wanted, len(idx) - 1)
         train += idx[:k].tolist()
         test += idx[k:].tolist()
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(test, dtype=int))

@@ -7,6 +7,13 @@ What runs where: feature methods (raw-teacher, dp-embedding, msr) compute a vect
 device and upload it; pixel methods (blur, pixelate, noise, face-blur, deface) process the
 frame on the device and upload the processed frame, which the server embeds with the teacher.
 :meth:`Method.on_device` is the device's share, timed by :mod:`lifeveil.bench.se`.
+
+Repeated releases: a camera releases the same person many times, so the accumulation attack
+(:mod:`lifeveil.bench.attacks.accumulation`) asks a method for ``n`` independent releases of
+each image (:meth:`Method.draws`) and for the noise-free encoding an attacker who owns the
+public model computes (:meth:`Method.noise_free`). A deterministic method (``stochastic``
+False) releases the same vector every time: its draws repeat :meth:`Method.features`, which is
+also its noise-free encoding.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ class Method(abc.ABC):
     family: str = "method"
     # True when the device uploads processed pixels (the server then runs the teacher).
     uploads_pixels: bool = False
+    # True when every release draws fresh randomness (repeated releases of a frame differ).
+    stochastic: bool = False
 
     def __init__(self, params: dict[str, Any] | None = None, seed: int = 0) -> None:
         self.params = dict(params or {})
@@ -43,6 +52,30 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """RGB uint8 images (any sizes) -> float32 (N, D): exactly what leaves the device."""
+
+    def noise_free(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """The attacker's noise-free encoding (N, D) with the public model.
+
+        What averaging infinitely many releases of one image converges to, computed directly;
+        for a deterministic method, the release itself (the default).
+        """
+        return np.asarray(self.features(images), dtype=np.float32)
+
+    def draws(self, images: Sequence[np.ndarray], n: int) -> np.ndarray:
+        """``n`` independent releases of each image, float32 (N, n, D).
+
+        Default: a deterministic method repeats its release (a read-only broadcast view, no
+        copy); a stochastic one calls :meth:`features` ``n`` times. Methods override this when
+        they can draw more cheaply (e.g. one encoder pass, then ``n`` noise draws).
+        """
+        if not self.stochastic:
+            once = self.noise_free(images)
+            return np.broadcast_to(once[:, None, :], (once.shape[0], n, once.shape[1]))
+        return np.stack([self.features(images) for _ in range(n)], axis=1).astype(np.float32)
+
+    def fresh_draws(self, n: int) -> int:
+        """How many of ``n`` draws of one image are independent (1 for a deterministic method)."""
+        return n if self.stochastic else 1
 
     def process_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray] | None:
         """The processed pixels (for pixel baselines) before the teacher; None for feature methods."""

@@ -79,6 +79,7 @@ class DPEmbedding(Method):
     """Clipped teacher embedding + Gaussian noise for (``epsilon``, ``delta``) per vector."""
 
     family = "dp-embedding"
+    stochastic = True
 
     def __init__(self, params: dict | None = None, seed: int = 0) -> None:
         super().__init__(params, seed)
@@ -103,6 +104,16 @@ class DPEmbedding(Method):
         clipped = clip_rows(embed_cached(images), self.clip_norm)
         noise = self._rng.normal(0.0, self.sigma, clipped.shape)
         return (clipped + noise).astype(np.float32)
+
+    def noise_free(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, 1280) float32: the clipped embedding, without noise (the mean of the releases)."""
+        return clip_rows(embed_cached(images), self.clip_norm).astype(np.float32)
+
+    def draws(self, images: Sequence[np.ndarray], n: int) -> np.ndarray:
+        """(N, n, 1280) float32: the teacher runs once, then ``n`` fresh noise draws per image."""
+        clipped = self.noise_free(images)
+        noise = self._rng.normal(0.0, self.sigma, (clipped.shape[0], n, clipped.shape[1]))
+        return (clipped[:, None, :] + noise).astype(np.float32)
 
     def features_torch(self, pixels: torch.Tensor) -> torch.Tensor:
         """Differentiable: teacher, clipping and additive noise are all differentiable."""

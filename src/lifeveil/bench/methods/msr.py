@@ -3,6 +3,10 @@
 Params: ``ckpt`` (a label, e.g. ``default`` or ``lambda_0.01``), ``path`` (the checkpoint file;
 not part of the id, so ids stay stable across machines) and ``mode``: ``mean`` releases
 z = mu, ``sample`` releases z ~ N(mu, diag(exp(logvar))) with fresh noise per call.
+
+Repeated releases come from :meth:`Privatizer.draws` (one encoder pass, then fresh posterior
+noise per draw) and the attacker's noise-free encoding from :meth:`Privatizer.noise_free`; a
+deterministic bottleneck (``mode=mean``, or a quantised code) repeats one z.
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ class MSR(Method):
         return f"{self.family}[ckpt={label},mode={self.mode}]"
 
     @property
+    def stochastic(self) -> bool:
+        """``mode=sample`` draws fresh posterior noise per release (not so a deterministic code)."""
+        deterministic_code = getattr(self.privatizer.cfg, "bottleneck", "vib") == "fsq"
+        return self.mode == "sample" and not deterministic_code
+
+    @property
     def lam(self) -> float:
         """The checkpoint's lambda (weight of the KL term)."""
         return float(self.privatizer.cfg.lam)
@@ -67,6 +77,14 @@ class MSR(Method):
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """(N, z_dim) float32 z, one per image."""
         return self.privatizer.privatize(images, mode=self.mode).z
+
+    def noise_free(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, z_dim): the posterior mean mu (or the deterministic code) the attacker computes."""
+        return self.privatizer.noise_free(images)
+
+    def draws(self, images: Sequence[np.ndarray], n: int) -> np.ndarray:
+        """(N, n, z_dim): one encoder pass, then ``n`` releases in this setting's mode."""
+        return self.privatizer.draws(images, n, mode=self.mode)
 
     def features_torch(self, pixels: torch.Tensor) -> torch.Tensor:
         """z from pixels (N, 3, S, S) in [0, 1], resized to the student input (differentiable)."""

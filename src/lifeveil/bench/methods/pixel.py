@@ -108,6 +108,10 @@ class PixelMethod(Method):
         """Whether the same input always gives the same output (so features can be cached)."""
         return True
 
+    @property
+    def stochastic(self) -> bool:
+        return not self.deterministic
+
 
 class Blur(PixelMethod):
     """Gaussian blur of the whole frame, ``sigma`` in pixels of the 224-px frame."""
@@ -146,9 +150,16 @@ class Noise(PixelMethod):
     """Additive Gaussian pixel noise of std ``sigma`` (pixel range [0, 1]), clipped to [0, 1].
 
     Fresh noise on every call; the stream is reproducible from the method's seed.
+
+    Repeated releases: every fresh draw costs a teacher pass on the server side, so
+    :meth:`draws` makes at most :data:`MAX_FRESH_DRAWS` fresh draws per image and cycles
+    through them (:meth:`fresh_draws` says how many are independent). The noise-free encoding
+    is the teacher on the clean frame: the server receives pixels, and averaging many noisy
+    frames of a still scene recovers the clean frame (up to the clipping at 0 and 1).
     """
 
     family = "noise"
+    MAX_FRESH_DRAWS = 4
 
     def __init__(self, params: dict | None = None, seed: int = 0) -> None:
         super().__init__(params, seed)
@@ -158,6 +169,19 @@ class Noise(PixelMethod):
     @property
     def deterministic(self) -> bool:
         return False
+
+    def noise_free(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, 1280): the teacher on the clean crops (what averaged noisy frames converge to)."""
+        return embed_cached(teacher_crops(images), crops=True)
+
+    def draws(self, images: Sequence[np.ndarray], n: int) -> np.ndarray:
+        """(N, n, 1280): ``fresh_draws(n)`` fresh noisy releases per image, repeated cyclically."""
+        fresh = np.stack([self.features(images) for _ in range(self.fresh_draws(n))], axis=1)
+        return fresh[:, np.arange(n) % fresh.shape[1]]
+
+    def fresh_draws(self, n: int) -> int:
+        """At most :data:`MAX_FRESH_DRAWS` (a teacher pass each)."""
+        return min(n, self.MAX_FRESH_DRAWS)
 
     def apply(self, crop: np.ndarray) -> np.ndarray:
         noise = self._rng.normal(0.0, float(self.params["sigma"]) * 255.0, crop.shape)
