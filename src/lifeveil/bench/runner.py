@@ -274,8 +274,20 @@ def expand_methods(
             out.append((family, dict(params)))
             continue
         for label, path in checkpoints or ():
+            if params.get("mode") == "sample" and _deterministic_checkpoint(path):
+                continue  # an fsq code has no sample: its one release is the mean setting
             out.append((family, {**params, "ckpt": label, "path": str(path)}))
     return out
+
+
+def _deterministic_checkpoint(path: str | Path) -> bool:
+    """True for a checkpoint whose release is a deterministic code (reads only its JSON)."""
+    from lifeveil.privatizer.config import PrivatizerConfig
+
+    try:
+        return PrivatizerConfig.load(Path(path).with_suffix(".json")).bottleneck == "fsq"
+    except CheckpointError:
+        return False
 
 
 def method_id(family: str, params: dict[str, Any]) -> str:

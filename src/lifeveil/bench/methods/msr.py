@@ -107,10 +107,18 @@ class MSR(Method):
         return {"params": float(cost.params), "mflops": cost.mflops}
 
     def describe(self) -> dict:
-        """Adds the checkpoint, its lambda and z size."""
-        return {
+        """Adds the checkpoint, its bottleneck, lambda, z size and (fsq) exact code bits."""
+        from lifeveil.privatizer.fsq import code_bits
+
+        cfg = self.privatizer.cfg
+        out = {
             **super().describe(),
             "checkpoint": str(self.path),
+            "label": cfg.label,
+            "bottleneck": cfg.bottleneck,
             "lam": self.lam,
             "z_dim": self.z_dim,
         }
+        if cfg.bottleneck == "fsq":
+            out["code_bits"] = code_bits(cfg.z_dim, cfg.fsq_levels)
+        return out
