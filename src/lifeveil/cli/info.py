@@ -79,8 +79,11 @@ def _text(report: dict) -> str:
     lines = ["teachers:"] + [f"  {k:20s} {v}" for k, v in report["teachers"].items()]
     for m in report["models"]:
         c = m["config"]
+        from lifeveil.privatizer.config import PrivatizerConfig
+
+        label = PrivatizerConfig.from_dict(c).label
         lines.append(
-            f"privatizer {m['checkpoint']}: lambda={c['lam']:g} z_dim={c['z_dim']} input {c['input_size']}px "
+            f"privatizer {m['checkpoint']}: {label}, z_dim={c['z_dim']} input {c['input_size']}px "
             f"teacher={c['teacher']}; {m['params'] / 1e6:.2f} M params, {m['mflops']:.0f} MFLOPs/frame"
         )
         if "teacher" in m:
@@ -94,8 +97,9 @@ def _text(report: dict) -> str:
             )
         if "heldout_sun8_test" in m:
             h = m["heldout_sun8_test"]
+            bits = "bits/frame (exact code size)" if c.get("bottleneck") == "fsq" else "bits/frame"
             lines.append(
-                f"  SUN8 test ({h['n']} images): KL {h['kl_bits_mean']:.1f} +- {h['kl_bits_std']:.1f} bits/frame, "
+                f"  SUN8 test ({h['n']} images): KL {h['kl_bits_mean']:.1f} +- {h['kl_bits_std']:.1f} {bits}, "
                 f"cos(decoded z, teacher), standardised: {h['cosine_mean']:.3f} (z=mean), "
                 f"{h['cosine_sampled']:.3f} (z sampled); raw units {h['cosine_raw']:.3f}"
             )

@@ -148,13 +148,13 @@ def _invariance_terms(
         centre = faces.mean(0).detach()
         if model.cfg.bottleneck == "fsq":
             centre = torch.round(centre)  # a grid point: every face rounds to the same code
-        collapse = (faces - centre).pow(2).sum(-1).mean()
+        collapse = (faces - centre).pow(2).mean()  # per coordinate, in level units
     comp = kinds == COMPOSITE
     if comp.any() and model.cfg.invariance_weight > 0:
         partner = cache.partners[idx[comp]]
         with torch.no_grad():
             clean = _pre_code(model, model.student.from_frozen(cache.features[partner]))
-        invariance = (pre[comp] - clean).pow(2).sum(-1).mean()
+        invariance = (pre[comp] - clean).pow(2).mean()
     return {"collapse": collapse, "invariance": invariance}
 
 
