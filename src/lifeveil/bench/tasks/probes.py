@@ -62,6 +62,9 @@ class SpanProjection(TransformerMixin, BaseEstimator):
         x = np.asarray(x, np.float64)
         evals, evecs = np.linalg.eigh(x @ x.T)
         keep = evals > self.rel_tol * max(float(evals.max()), 1e-30)
+        if not keep.any():  # every row identical (e.g. one shared code): one constant feature
+            self.basis_ = np.zeros((x.shape[1], 1))
+            return self
         # columns of x.T @ U / sqrt(lambda) are an orthonormal basis of the row span
         self.basis_ = (x.T @ evecs[:, keep]) / np.sqrt(evals[keep])
         return self
