@@ -34,6 +34,7 @@ from lifeveil.bench.attacks import (
 from lifeveil.bench.attacks.accumulation import pool_means
 from lifeveil.bench.attacks.face_match import identity_match
 from lifeveil.bench.attacks.identity import split_per_identity
+from lifeveil.bench.attacks.recon_decoder import fit_feature_decoder, gaussian_kernel
 from lifeveil.bench.attacks.recon_optim import train_generator
 from lifeveil.bench.attacks.reconstruction import (
     TrainSchedule,
@@ -315,7 +316,6 @@ def test_decoder_reconstructs_pixels_better_than_random(
     queries = [*aux.images, *flip_images(aux.images)]
     crops = face_crops(queries)
     victim_crops = face_crops(victims.images[:20])
-    schedule = TrainSchedule(epochs=10)
     results = {}
     for name, method in (("pixels", GreyPixels()), ("random", RandomFeatures())):
         results[name] = decoder_attack(
@@ -324,14 +324,39 @@ def test_decoder_reconstructs_pixels_better_than_random(
             method.features(victims.images[:20]),
             victim_crops,
             victims.labels[:20],
-            schedule=schedule,
             grid_path=tmp_path / f"{name}.png",
         )
     assert results["pixels"]["psnr"] > results["random"]["psnr"] + 1.0
+    assert results["pixels"]["n_aux"] == len(queries)
     assert results["pixels"]["ssim"] > results["random"]["ssim"]
     assert results["pixels"]["psnr"] > results["pixels"]["psnr_mean_face"]
     assert (tmp_path / "pixels.png").stat().st_size > 1000
     assert "id_match" not in results["pixels"]  # no recogniser given
+
+
+def test_gaussian_kernel_known_values() -> None:
+    a = np.array([[0.0, 0.0], [1.0, 0.0]])
+    k = gaussian_kernel(a, np.array([[0.0, 0.0], [0.0, 2.0]]), gamma=0.5)
+    assert k == pytest.approx(np.exp(-0.5 * np.array([[0.0, 4.0], [1.0, 5.0]])))
+
+
+def test_feature_decoder_interpolates_its_faces_and_falls_back_to_the_mean_face(
+    aux: LabelledImages,
+) -> None:
+    crops = face_crops(aux.images)
+    features = GreyPixels().features(aux.images)
+    exact = fit_feature_decoder(features, crops, ridge=1e-6)
+    assert np.abs(exact.reconstruct(features) - crops).max() < 1e-3
+    smooth = fit_feature_decoder(features, crops)  # the attack's default penalty
+    assert np.abs(smooth.reconstruct(features) - crops).mean() > 1e-3
+    far = fit_feature_decoder(features, crops).reconstruct(features[:2] + 1e3)
+    assert np.allclose(far, crops.mean(axis=0), atol=1e-6)  # no neighbour: the average face
+    # a dimension constant on the auxiliary faces is ignored, whatever a victim has there
+    padded = np.hstack([features, np.zeros((len(features), 1), np.float32)])
+    decoder = fit_feature_decoder(padded, crops)
+    odd = padded[:2].copy()
+    odd[:, -1] = 5.0
+    assert np.allclose(decoder.reconstruct(odd), decoder.reconstruct(padded[:2]))
 
 
 def test_optimisation_attack_reduces_feature_discrepancy(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lifeveil.bench.presets import get_preset
 from lifeveil.cli.main import main
 from lifeveil.paths import DEFAULT_CHECKPOINT
 from lifeveil.privatizer import PrivatizerConfig
@@ -107,8 +108,9 @@ def test_quick_preset_end_to_end(tmp_path, orl_root, capsys):
         and results["privacy_utility"]["keys"]["identity_acc"]
     )
     # The headline privacy number: identity under accumulation, on ORL and LFW, every method.
+    quick = get_preset("quick")
     for mid, m in results["methods"].items():
-        for face_set, people in (("orl", 5), ("lfw", 20)):
+        for face_set, people in (("orl", 5), ("lfw", quick.lfw_heldout_identities)):
             prefix = f"pl.accumulation_{face_set}"
             assert m["mean"][f"{prefix}.k"] == [1, 16, 256], mid
             assert m["mean"][f"{prefix}.n_identities"] == people, mid
@@ -121,6 +123,16 @@ def test_quick_preset_end_to_end(tmp_path, orl_root, capsys):
         for m in results["methods"].values()
     }
     assert fresh["noise"] == 4 and fresh["dp-embedding"] == 64 and fresh["blur"] == 1
+    # Reconstruction: every decoder learns from the LFW portraits plus the ORL auxiliary faces,
+    # and G depends on its latent (a collapsed G gave every method the same reconstructions).
+    n_aux = {m["mean"]["rr.recon_decoder.n_aux"] for m in results["methods"].values()}
+    assert n_aux == {101 + 10 * len(quick.aux_identities)}
+    optim_psnr = [
+        m["mean"]["rr.recon_optim.psnr"]
+        for m in results["methods"].values()
+        if m["mean"].get("rr.recon_optim.available")
+    ]
+    assert len(optim_psnr) >= 3 and len(set(optim_psnr)) > 1
     summary = (out / "summary.md").read_text()
     for heading in (
         "## DTP",

@@ -12,8 +12,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lifeveil.bench import evaluate as evaluate_module
 from lifeveil.bench.attacks.reconstruction import face_crops
-from lifeveil.bench.data import BenchData, load_clips, load_sun8_subset, make_bystanders
+from lifeveil.bench.data import (
+    BenchData,
+    lfw_portraits,
+    load_clips,
+    load_sun8_subset,
+    make_bystanders,
+)
 from lifeveil.bench.evaluate import EvalSettings, evaluate_method
 from lifeveil.bench.methods.base import Method
 from lifeveil.bench.presets import get_preset
@@ -25,7 +32,6 @@ BUDGET = SimpleNamespace(
     accumulation_draws=8,
     accumulation_averages=4,
     recon_victims=3,
-    recon_epochs=2,
     recon_aux_copies=1,
     generator_epochs=2,
     opt_restarts=1,
@@ -72,6 +78,7 @@ def tiny_data(orl_root: Path, sun8_root: Path, clips_root: Path, lfw_root: Path)
         clips=load_clips(clips_root, clips_max=3, fps=1.0, max_frames=4),
         faces_lfw_heldout=load_lfw(lfw_root, "heldout", max_identities=3, max_side=96),
         faces_lfw_aux=load_lfw(lfw_root, "train", max_identities=2, max_side=96),
+        faces_recon_aux=lfw_portraits(load_lfw(lfw_root, "train", max_identities=3)),
     )
 
 
@@ -120,12 +127,46 @@ def test_evaluate_without_differentiable_form_with_face_judge(
     assert out["artifacts"] == ["recon_decoder.png"]
 
 
+def test_reconstruction_attackers_learn_from_auxiliary_faces_only(
+    tiny_data: BenchData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, np.ndarray] = {}
+    decoder_attack, cached_generator = (
+        evaluate_module.decoder_attack,
+        evaluate_module.cached_generator,
+    )
+
+    def spy_decoder(aux_features, aux_crops, *args, **kwargs):
+        seen["decoder_features"], seen["decoder"] = aux_features, aux_crops
+        return decoder_attack(aux_features, aux_crops, *args, **kwargs)
+
+    def spy_generator(crops, *args, **kwargs):
+        seen["generator"] = crops
+        return cached_generator(crops, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "decoder_attack", spy_decoder)
+    monkeypatch.setattr(evaluate_module, "cached_generator", spy_generator)
+    out = evaluate_method(GreyPixels(), tiny_data, BUDGET, seed=0, out_dir=tmp_path)
+    portraits, orl_aux = tiny_data.faces_recon_aux.images, tiny_data.faces_aux.images
+    n_lfw = len(portraits) * (1 + BUDGET.recon_aux_copies)  # portraits, then augmented copies
+    assert len(seen["decoder"]) == len(seen["decoder_features"]) == n_lfw + len(orl_aux)
+    assert out["rr"]["recon_decoder"]["n_aux"] == n_lfw + len(orl_aux)
+    assert np.array_equal(seen["decoder"][: len(portraits)], face_crops(portraits))
+    assert np.array_equal(seen["decoder"][n_lfw:], face_crops(orl_aux))
+    assert np.array_equal(seen["generator"], face_crops([*portraits, *orl_aux]))
+    # no victim face is among what the attacker learns from (identities: test_methods)
+    victims = face_crops(tiny_data.faces_victims.images)
+    for name in ("decoder", "generator"):
+        diff = np.abs(seen[name][:, None] - victims[None]).mean(axis=(2, 3))
+        assert diff.min() > 0.01, name
+
+
 def test_settings_from_preset() -> None:
     quick = get_preset("quick")
     s = EvalSettings.from_preset(quick)
     assert s.accumulation_k == tuple(quick.accumulation_k) and s.opt_steps == quick.opt_steps
     assert s.accumulation_draws == quick.accumulation_draws
-    assert s.recon_epochs == quick.recon_epochs and s.recon_victims == quick.recon_victims
+    assert s.recon_victims == quick.recon_victims
     assert s.recon_aux_copies == quick.recon_aux_copies
     assert s.generator_schedule.epochs == quick.generator_epochs
     assert EvalSettings.from_preset(BUDGET).generator_schedule.epochs == 2

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from lifeveil.bench.attacks.recon_optim import GENERATOR_BATCH
 from lifeveil.bench.data import check_layout, load_bench_data, paste_face
 from lifeveil.bench.methods import create_method, list_methods, register_method
 from lifeveil.bench.methods.dp import clip_rows, noise_multiplier
@@ -87,6 +89,27 @@ def test_presets_are_known_and_unknown_lists_names():
     for family in swept:
         assert sum(f == family for f, _ in full.methods) == 3, family
     assert {"face-blur", "deface"} <= {f for f, _ in full.methods}
+
+
+def test_reconstruction_attackers_learn_from_hundreds_to_thousands_of_lfw_faces(lfw_root):
+    import csv
+
+    per_person = {}
+    with open(lfw_root / "labels.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            per_person[row["identity"]] = per_person.get(row["identity"], 0) + 1
+    train = lfw_identity_split(lfw_root)["train"]
+
+    def n_faces(preset: Preset) -> int:
+        return sum(per_person[name] for name in train[: preset.recon_aux_identities])
+
+    quick, full = get_preset("quick"), get_preset("full")
+    assert 100 <= n_faces(quick) <= 200  # small: quick must stay under 4 minutes
+    assert n_faces(full) >= 2000  # all 300 training people
+    # enough generator steps that G depends on its latent (fewer left it constant, measured)
+    for preset in (quick, full):
+        faces = n_faces(preset) + 10 * len(preset.aux_identities)
+        assert math.ceil(faces / GENERATOR_BATCH) * preset.generator_epochs >= 140, preset.name
 
 
 def test_presets_load_from_toml(tmp_path):
@@ -273,6 +296,7 @@ TINY = dataclasses.replace(
     clip_max_frames=3,
     lfw_heldout_identities=3,
     lfw_aux_identities=2,
+    recon_aux_identities=3,
 )
 
 
@@ -293,6 +317,16 @@ def test_load_bench_data_follows_the_data_use_policy(orl_root, sun8_root, clips_
     assert not set(data.faces_lfw_heldout.labels) & set(split["train"])
     assert all(max(img.shape[:2]) <= 160 for img in data.faces_lfw_heldout.images)
     assert 3 * 5 <= len(data.faces_lfw_heldout) <= 3 * 8
+    # the reconstruction attackers' faces: LFW training people only, framed like ORL portraits
+    recon = data.faces_recon_aux
+    assert list(dict.fromkeys(recon.labels)) == split["train"][:3]
+    assert not set(recon.labels) & (set(split["heldout"]) | set(data.faces_victims.labels))
+    assert 3 * 5 <= len(recon) <= 3 * 8 and all(
+        p.parent.name in split["train"] for p in recon.paths
+    )
+    for img in recon.images:
+        assert img.shape == (112, 92, 3) and img.dtype == np.uint8
+        assert np.array_equal(img[..., 0], img[..., 2])  # grey, like the ORL victims
 
 
 def test_bad_data_root_and_overlapping_identities_are_explained(tmp_path, orl_root):

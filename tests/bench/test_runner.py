@@ -32,6 +32,7 @@ TINY = dataclasses.replace(
     clip_max_frames=3,
     se_repeats=1,
     se_frames=3,
+    recon_aux_identities=2,
     methods=(("raw-teacher", {}), ("blur", {"sigma": 8.0}), ("msr", {"mode": "mean"})),
 )
 CALLS: list[str] = []

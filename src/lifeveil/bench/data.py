@@ -5,7 +5,9 @@ SUN8 *test* split; attacks target ORL s11-s40 (never seen by the default privati
 attacker's auxiliary faces are ORL s1-s10, disjoint from the victims. Bystander frames paste
 victim faces into SUN8 test scenes, so they reuse no training image either. The accumulation
 attack also targets LFW's held-out identities (301-423 in sorted-name order, never used to
-train a privatizer); its auxiliary statistics come from a few LFW training identities.
+train a privatizer); its auxiliary statistics come from a few LFW training identities. The
+reconstruction attacks' decoder and generator learn from LFW training identities (1-300) framed
+like the ORL portraits (:func:`lfw_portraits`), so no victim and no held-out person is among them.
 
 Everything here is deterministic given the preset's data ``seed``.
 """
@@ -41,6 +43,12 @@ EXPECTED_LAYOUT = {
 SCENE_MAX_SIDE = 256  # teachers crop 224 px; smaller keeps memory low
 LFW_MAX_SIDE = 160  # LFW photos are 250 px; the faces fill the middle
 CLIP_MAX_SIDE = 320
+# ORL-like framing of an LFW photo, as fractions of its width and height: (left, top, width,
+# height) of a 92:112 box chosen so that, in the 64-px crops, YuNet's eye landmarks sit where
+# they sit on ORL portraits (eye midpoint at 50 % / 46 % of width / height, eyes 39 % of the
+# width apart; measured on 60 LFW training people: 50 %, 46 %, 39 %).
+LFW_PORTRAIT_BOX = (0.274, 0.185, 0.468, 0.570)
+ORL_SIZE = (92, 112)  # width, height of an ORL portrait
 FACE_HEIGHT_RANGE = (0.08, 0.20)  # pasted face height as a fraction of the frame height
 
 
@@ -59,6 +67,9 @@ class BenchData:
     clips: list[tuple[str, list[np.ndarray]]]  # (clip label, frames sampled at preset fps)
     faces_lfw_heldout: LabelledImages  # LFW held-out identities (301-...), labels = identity
     faces_lfw_aux: LabelledImages  # a few LFW training identities: attacker statistics only
+    # LFW training identities as grey ORL-like portraits (lfw_portraits): what the attacker's
+    # reconstruction decoder and generator learn from; labels = identity
+    faces_recon_aux: LabelledImages
 
 
 def check_layout(root: Path) -> None:
@@ -146,6 +157,25 @@ def make_bystanders(
     return LabelledImages(frames, faces.labels.copy(), list(faces.paths)), scenes.labels[scene_idx]
 
 
+def lfw_portraits(faces: LabelledImages) -> LabelledImages:
+    """LFW photos framed, sized and coloured like ORL portraits: grey 92x112 (as RGB uint8).
+
+    The attacker shapes its auxiliary faces like the victims it will reconstruct: the same
+    framing (:data:`LFW_PORTRAIT_BOX`), size and grey levels, so every method sees them as it
+    sees an ORL victim (a blur sigma or a pixel block means the same on both).
+    """
+    left, top, width, height = LFW_PORTRAIT_BOX
+    out = []
+    for img in faces.images:
+        h, w = img.shape[:2]
+        y0, x0 = round(top * h), round(left * w)
+        box = img[y0 : y0 + round(height * h), x0 : x0 + round(width * w)]
+        small = cv2.resize(box, ORL_SIZE, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        out.append(np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2)))
+    return LabelledImages(out, faces.labels.copy(), list(faces.paths))
+
+
 def load_clips(
     root: Path, clips_max: int | None, fps: float, max_frames: int
 ) -> list[tuple[str, list[np.ndarray]]]:
@@ -190,6 +220,10 @@ def load_bench_data(preset: Preset, root: Path | None = None) -> BenchData:
         ),
         faces_lfw_aux=load_lfw(
             root / "faces-lfw", "train", preset.lfw_aux_identities, LFW_MAX_SIDE
+        ),
+        # full resolution before framing: the 92x112 portrait is cut from the 250-px photo
+        faces_recon_aux=lfw_portraits(
+            load_lfw(root / "faces-lfw", "train", preset.recon_aux_identities, max_side=None)
         ),
     )
 

@@ -42,9 +42,12 @@ class Preset:
     lfw_aux_identities: int = 20
     # Accumulation attack: numbers of releases an attacker averages (k = inf is always added).
     accumulation_k: tuple[int, ...] = (1, 4, 16, 64, 256)
-    # Reconstruction attacks: victim images reconstructed, decoder epochs, optimisation budget.
+    # Reconstruction attacks: LFW training identities (the first N of 1-300 in sorted-name
+    # order; None = all 300, 2,056 faces) whose ORL-like portraits the attacker's decoder and
+    # generator learn from (plus the ORL auxiliary faces), victims inverted by optimisation, and
+    # the optimisation budget.
+    recon_aux_identities: int | None = None
     recon_victims: int = 8
-    recon_epochs: int = 10
     opt_restarts: int = 1
     opt_steps: int = 50
     # Method settings swept: (family, params). msr settings are expanded per checkpoint.
@@ -57,13 +60,13 @@ class Preset:
     se_repeats: int = 5
     se_frames: int = 16
     # Attack budget details read by lifeveil.bench.evaluate.EvalSettings (same names): augmented
-    # queries per auxiliary face, releases per image and random k-averages per person for the
-    # accumulation attack, epochs of the attacker's generator (0 = 4 x recon_epochs).
+    # queries per LFW auxiliary portrait, releases per image and random k-averages per person
+    # for the accumulation attack, epochs of the attacker's generator.
     # Defaults equal EvalSettings' own.
-    recon_aux_copies: int = 2
+    recon_aux_copies: int = 0
     accumulation_draws: int = 64
     accumulation_averages: int = 8
-    generator_epochs: int = 0
+    generator_epochs: int = 8
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (tuples become lists)."""
@@ -109,13 +112,13 @@ QUICK = Preset(
     clips_max=3,
     clip_fps=2.0,
     clip_max_frames=4,
-    lfw_heldout_identities=20,
+    lfw_heldout_identities=6,
     lfw_aux_identities=4,
     accumulation_k=(1, 16, 256),
+    recon_aux_identities=15,  # 101 LFW faces: a smoke test of the attacks, not a strong attacker
     recon_victims=3,
-    recon_epochs=3,
     opt_restarts=1,
-    opt_steps=8,
+    opt_steps=6,
     methods=(
         ("raw-teacher", {}),
         ("blur", {"sigma": 4.0}),
@@ -130,8 +133,9 @@ QUICK = Preset(
     seed=0,
     se_repeats=3,
     se_frames=4,
-    recon_aux_copies=1,
-    generator_epochs=8,
+    # ~140 Adam steps on the 141 auxiliary faces; with half as many, G ignored its latent
+    # (every victim "reconstructed" as one face: measured, pixel std across latents < 0.003)
+    generator_epochs=16,
 )
 
 FULL = Preset(
@@ -146,8 +150,8 @@ FULL = Preset(
     clip_max_frames=16,
     lfw_heldout_identities=None,
     lfw_aux_identities=20,
+    recon_aux_identities=None,  # all 300 LFW training identities: 2,056 faces
     recon_victims=8,
-    recon_epochs=20,
     opt_restarts=1,
     opt_steps=60,
     methods=(
@@ -168,7 +172,7 @@ FULL = Preset(
     seed=0,
     se_repeats=10,
     se_frames=16,
-    recon_aux_copies=3,
+    generator_epochs=6,
 )
 
 PRESETS: dict[str, Preset] = {"quick": QUICK, "full": FULL}

@@ -1,7 +1,8 @@
 """Reconstruction by optimisation (RR): the paper's Appendix A inversion attack, scaled down.
 
-The attacker owns a generator G trained on its auxiliary faces (the decoder half of a small
-convolutional autoencoder, standing in for the paper's StyleGAN3). For each victim it only
+The attacker owns a generator G trained on its auxiliary faces (LFW training identities framed
+like the ORL portraits, plus ORL s1-s10; the decoder half of a small convolutional autoencoder,
+standing in for the paper's StyleGAN3). For each victim it only
 has the released vector e_gt; it searches a latent w so that the method's encoder, applied to
 G(w), reproduces e_gt:
 
@@ -41,7 +42,7 @@ from lifeveil.bench.attacks.reconstruction import (
 LATENT_DIM = 32
 LATENT_NOISE = 0.05  # latent jitter while training G: smooths the generator for optimisation
 LR_START, LR_END = 0.1, 0.01  # Adam step on the standardised latent, decayed linearly
-GENERATOR_BATCH = 16  # small batches: the autoencoder sees only ~100 auxiliary faces
+GENERATOR_BATCH = 16  # small batches: more steps per epoch for a few hundred faces
 CURVES_SHOWN = 4  # targets drawn in optim_curves.png
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 
