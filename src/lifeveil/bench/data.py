@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lifeveil import imaging
 from lifeveil.bench.presets import Preset
 from lifeveil.data.datasets import (
     LabelledImages,
@@ -115,34 +116,13 @@ def load_sun8_subset(root: Path, split: str, per_class: int | None, seed: int) -
     return LabelledImages(images, labels, paths)
 
 
-def _elliptical_alpha(h: int, w: int, feather: float = 0.15) -> np.ndarray:
-    """Soft elliptical mask (h, w) in [0, 1]: 1 inside, fading to 0 over ``feather`` of the radius."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    r = np.sqrt(((yy + 0.5) / h * 2 - 1) ** 2 + ((xx + 0.5) / w * 2 - 1) ** 2)
-    return np.clip((1.0 - r) / feather, 0.0, 1.0)
-
-
 def paste_face(scene: np.ndarray, face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Blend ``face`` into a copy of ``scene`` at a random place and a realistic size.
 
     The face is scaled so its height is 8-20 % of the scene height, blended with a soft
     elliptical alpha mask, and placed uniformly at random inside the frame.
     """
-    out = scene.copy()
-    H, W = scene.shape[:2]
-    frac = rng.uniform(*FACE_HEIGHT_RANGE)
-    fh = max(8, int(round(H * frac)))
-    fw = max(6, int(round(fh * face.shape[1] / face.shape[0])))
-    fw = min(fw, W)
-    small = cv2.resize(face, (fw, fh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    top = int(rng.integers(0, H - fh + 1))
-    left = int(rng.integers(0, W - fw + 1))
-    alpha = _elliptical_alpha(fh, fw)[:, :, None]
-    region = out[top : top + fh, left : left + fw].astype(np.float32)
-    out[top : top + fh, left : left + fw] = np.round(alpha * small + (1 - alpha) * region).astype(
-        np.uint8
-    )
-    return out
+    return imaging.paste_face(scene, face, rng, FACE_HEIGHT_RANGE, feather=0.15)
 
 
 def make_bystanders(

@@ -199,7 +199,7 @@ def _training_faces(args: argparse.Namespace, cfg: PrivatizerConfig) -> tuple[li
         raise InputError("identity invariance (--faces-lfw) works in per-frame mode only")
     from lifeveil.data import LFW_TRAIN_IDENTITIES, load_lfw
 
-    faces = load_lfw(args.faces_lfw, "train")
+    faces = load_lfw(args.faces_lfw, "train", progress=not args.quiet)
     line = (
         f"lfw:{args.faces_lfw} training identities 1-{LFW_TRAIN_IDENTITIES} "
         f"({len(faces)} images, {args.face_views} views each)"

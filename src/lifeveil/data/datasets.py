@@ -66,9 +66,12 @@ class ClipInfo:
     frames: int
 
 
-def _read_all(paths: list[Path], desc: str, max_side: int | None) -> list[np.ndarray]:
+def _read_all(
+    paths: list[Path], desc: str, max_side: int | None, progress: bool = True
+) -> list[np.ndarray]:
     images = []
-    for p in tqdm(paths, desc=desc, unit="img", leave=False, disable=len(paths) < 200):
+    bar = tqdm(paths, desc=desc, unit="img", leave=False, disable=not progress or len(paths) < 200)
+    for p in bar:
         img = load_image(p)
         if max_side and max(img.shape[:2]) > max_side:
             import cv2
@@ -165,11 +168,13 @@ def load_lfw(
     split: str = "heldout",
     max_identities: int | None = None,
     max_side: int | None = 160,
+    progress: bool = True,
 ) -> LabelledImages:
     """LFW faces of the fixed identity ``split`` ("train", "heldout" or "all").
 
     Identities are taken in sorted-name order (``max_identities`` keeps the first ones); images
-    per identity in labels.csv order. ``max_side`` shrinks on load (teachers crop 224 px).
+    per identity in labels.csv order. ``max_side`` shrinks on load (teachers crop 224 px);
+    ``progress`` shows a bar on stderr while the photos load.
     """
     root = Path(root)
     if split not in ("train", "heldout", "all"):
@@ -187,7 +192,7 @@ def load_lfw(
     if missing:
         raise DatasetError(f"{missing[0]}: listed in {root / 'labels.csv'} but missing")
     labels = np.array([r["identity"] for r in rows])
-    return LabelledImages(_read_all(paths, f"lfw-{split}", max_side), labels, paths)
+    return LabelledImages(_read_all(paths, f"lfw-{split}", max_side, progress), labels, paths)
 
 
 def _split_key(rel: str) -> str:

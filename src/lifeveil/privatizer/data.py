@@ -146,6 +146,12 @@ class ViewCache:
 
 
 @torch.inference_mode()
+def student_pixels(crops: Sequence[np.ndarray], input_size: int) -> torch.Tensor:
+    """Square uint8 crops (HxWx3) shrunk to the student's input: float (N, 3, S, S) in [0, 1]."""
+    small = [cv2.resize(c, (input_size, input_size), interpolation=cv2.INTER_AREA) for c in crops]
+    return torch.from_numpy(np.stack(small)).permute(0, 3, 1, 2).float().div(255.0)
+
+
 def build_view_cache(
     frames: FrameSet,
     teacher: Teacher,
@@ -170,15 +176,7 @@ def build_view_cache(
         ]
         crops = [resize_center_crop(np.ascontiguousarray(c), teacher.input_size) for c in crops]
         targets.append(teacher(to_float_batch(crops, teacher.input_size)))
-        small = torch.from_numpy(
-            np.stack(
-                [
-                    cv2.resize(c, (input_size, input_size), interpolation=cv2.INTER_AREA)
-                    for c in crops
-                ]
-            )
-        )
-        feats.append(student.frozen_features(small.permute(0, 3, 1, 2).float().div(255.0)))
+        feats.append(student.frozen_features(student_pixels(crops, input_size)))
         groups.extend(frames.groups[i] for i, _ in batch)
         bar.update(len(batch))
     bar.close()

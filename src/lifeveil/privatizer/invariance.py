@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from lifeveil.privatizer.data import FrameSet, ViewCache, build_view_cache
+from lifeveil.imaging import paste_face
+from lifeveil.privatizer.data import FrameSet, ViewCache, build_view_cache, student_pixels
 from lifeveil.privatizer.model import StudentEncoder
 from lifeveil.teachers.base import Teacher, resize_center_crop, to_float_batch
 
@@ -51,24 +51,9 @@ def face_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _alpha(h: int, w: int, feather: float = 0.2) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    r = np.sqrt(((yy + 0.5) / h * 2 - 1) ** 2 + ((xx + 0.5) / w * 2 - 1) ** 2)
-    return np.clip((1.0 - r) / feather, 0.0, 1.0)[:, :, None]
-
-
 def paste(scene: np.ndarray, face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``face`` blended into a copy of ``scene`` at a random place, 10-45 % of its height."""
-    out = scene.copy()
-    H, W = scene.shape[:2]
-    fh = max(8, int(H * rng.uniform(*FACE_HEIGHT_RANGE)))
-    fw = min(W, max(6, int(fh * face.shape[1] / face.shape[0])))
-    small = cv2.resize(face, (fw, fh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    top, left = int(rng.integers(0, H - fh + 1)), int(rng.integers(0, W - fw + 1))
-    a = _alpha(fh, fw)
-    region = out[top : top + fh, left : left + fw].astype(np.float32)
-    out[top : top + fh, left : left + fw] = np.round(a * small + (1 - a) * region).astype(np.uint8)
-    return out
+    return paste_face(scene, face, rng, FACE_HEIGHT_RANGE, feather=0.2)
 
 
 def _student_features(
@@ -80,17 +65,11 @@ def _student_features(
 ) -> torch.Tensor:
     feats = []
     for i in range(0, len(images), batch_size):
-        small = [
-            cv2.resize(
-                resize_center_crop(np.ascontiguousarray(x), 224),
-                (input_size,) * 2,
-                interpolation=cv2.INTER_AREA,
-            )
-            for x in images[i : i + batch_size]
+        crops = [
+            resize_center_crop(np.ascontiguousarray(x), 224) for x in images[i : i + batch_size]
         ]
-        px = torch.from_numpy(np.stack(small)).permute(0, 3, 1, 2).float().div(255.0)
-        feats.append(student.frozen_features(px))
-        bar.update(len(small))
+        feats.append(student.frozen_features(student_pixels(crops, input_size)))
+        bar.update(len(crops))
     return torch.cat(feats)
 
 

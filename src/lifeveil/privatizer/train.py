@@ -106,14 +106,7 @@ def _step(
     else:
         h = model.student.from_frozen(feats)
         target = cache.targets[idx]
-    if model.cfg.bottleneck == "fsq":
-        pre = model.fsq.bounded(h)
-        z = model.fsq.quantise(pre)
-        kl = torch.zeros(())
-    else:
-        pre, logvar = model.vib(h)
-        z = model.sample(pre, logvar, gen)
-        kl = kl_to_standard_normal(pre, logvar).mean()
+    pre, z, kl = _bottleneck(model, h, gen)
     util = utility_loss(model.cfg, model.decoder(z), model.decoder.standardise(target)).mean()
     parts = {"utility": util, "kl_nats": kl}
     parts.update(_invariance_terms(model, cache, idx, pre))
@@ -126,9 +119,23 @@ def _step(
     return parts
 
 
+def _bottleneck(
+    model: PrivatizerModel, h: torch.Tensor, gen: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(pre-code, z, KL in nats per frame): the continuous code before rounding or noise (fsq
+    bounded / vib mu), the code the decoder sees (rounded / sampled with ``gen``; mu without it)
+    and the rate term (zero for fsq, whose bits are fixed)."""
+    if model.cfg.bottleneck == "fsq":
+        pre = model.fsq.bounded(h)
+        return pre, model.fsq.quantise(pre), torch.zeros(())
+    mu, logvar = model.vib(h)
+    z = mu if gen is None else model.sample(mu, logvar, gen)
+    return mu, z, kl_to_standard_normal(mu, logvar).mean()
+
+
 def _pre_code(model: PrivatizerModel, h: torch.Tensor) -> torch.Tensor:
     """The continuous code before the bottleneck's rounding or noise (fsq bounded / vib mu)."""
-    return model.fsq.bounded(h) if model.cfg.bottleneck == "fsq" else model.vib(h)[0]
+    return _bottleneck(model, h)[0]
 
 
 def _invariance_terms(
