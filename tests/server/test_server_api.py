@@ -248,7 +248,9 @@ def test_revoked_device_is_refused(world: World):
 def test_knn_returns_own_records_only_and_never_z(world: World):
     za = upload(world, world.tokens["a_dev"], 5, seed0=0)
     upload(world, world.tokens["b_dev"], 5, seed0=100)
-    for token in (world.tokens["a_user"], world.tokens["a_dev"]):
+    r = post(world, KNN_PATH, world.tokens["a_dev"], {"z": za[3].tolist(), "k": 10})
+    assert r.status_code == 403 and "'query' scope" in r.json()["message"]  # upload only
+    for token in (world.tokens["a_user"],):
         r = post(world, KNN_PATH, token, {"z": za[3].tolist(), "k": 10})
         assert r.status_code == 200, r.text
         hits = r.json()["neighbors"]
@@ -308,11 +310,13 @@ def test_other_tenant_cannot_use_heads_or_records(world: World):
     _train_activity_head(world)
     b_user, b_dev = world.tokens["b_user"], world.tokens["b_dev"]
     z = [vec(0).tolist()]
-    for token in (b_user, b_dev):
+    for token in (b_user,):
         r = post(world, CLASSIFY_PATH, token, {"head": "activity", "z": z})
         assert r.status_code == 404 and "no head named 'activity'" in r.json()["message"]
         body = {"head": "activity", "t_start_us": 0, "t_end_us": 10**9}
         assert post(world, TIMELINE_PATH, token, body).status_code == 404
+    r = post(world, CLASSIFY_PATH, b_dev, {"head": "activity", "z": z})
+    assert r.status_code == 403  # device tokens upload only
     assert world.client.get(HEADS_PATH, headers=auth(b_user, False)).json() == {"heads": []}
     # B cannot train on A's records, even knowing device name and seq.
     examples = [

@@ -8,20 +8,32 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lifeveil.errors import InputError, UnknownNameError
+from lifeveil.io import private_dir, private_file
 from lifeveil.server.auth import hash_token, new_token
 from lifeveil.server.config import CONFIG_FILE, ServerConfig
 from lifeveil.server.heads import LinearHead, train_linear_head
-from lifeveil.server.store import Principal, PrincipalKind, Tenant, ZStore, create_store
+from lifeveil.server.store import (
+    DEFAULT_SCOPES,
+    DEVICE_SCOPE_PREFIX,
+    SCOPE_QUERY,
+    Principal,
+    PrincipalKind,
+    Tenant,
+    ZStore,
+    create_store,
+)
 from lifeveil.server.tls import cert_fingerprint, ensure_self_signed_cert
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TRAINING_EXAMPLES = 200_000
+CLI_ACTOR = "cli"  # administrative actions taken on the data directory directly
 
 
 @dataclass(frozen=True)
@@ -57,16 +69,17 @@ def init_data_dir(config: ServerConfig, extra_names: tuple[str, ...] = ()) -> In
 
     Idempotent. On a brand-new database an admin token is issued and returned (once).
     """
-    if not config.data_dir.exists():
-        config.data_dir.mkdir(parents=True)
-        config.data_dir.chmod(0o700)  # holds the database of z and the TLS private key
+    private_dir(config.data_dir)  # holds the database of z and the TLS private key
     if not (config.data_dir / CONFIG_FILE).is_file():
         config.save()
+    private_file(config.data_dir / CONFIG_FILE)  # also when an older version wrote it 0644
     created = ensure_self_signed_cert(config.cert_path, config.key_path, extra_names)
-    new_db = not config.db_path.exists()
     store = open_store(config)
     try:
+        new_db = not any(t.kind == "admin" for t in store.list_tokens())
         admin_token = issue_principal(store, "admin", "admin", None).token if new_db else None
+        if new_db:
+            store.append_audit(CLI_ACTOR, "init", str(config.data_dir), "admin token issued")
     finally:
         store.close()
     return InitReport(config, created, cert_fingerprint(config.cert_path), admin_token)
@@ -77,13 +90,101 @@ def open_store(config: ServerConfig) -> ZStore:
     return create_store(config)
 
 
-def issue_principal(store: ZStore, kind: PrincipalKind, name: str, tenant: Tenant | None) -> Issued:
-    """Create a principal with a fresh token; only the token's hash is stored."""
+def issue_principal(
+    store: ZStore,
+    kind: PrincipalKind,
+    name: str,
+    tenant: Tenant | None,
+    scopes: Sequence[str] | None = None,
+    expires_us: int | None = None,
+) -> Issued:
+    """Create a principal with a fresh token; only the token's hash is stored.
+
+    ``scopes`` default to the kind's (see :data:`lifeveil.server.store.DEFAULT_SCOPES`).
+    """
     token = new_token(kind)
     principal = store.add_principal(
-        kind, check_name(kind, name), hash_token(token), tenant.id if tenant else None
+        kind,
+        check_name(kind, name),
+        hash_token(token),
+        tenant.id if tenant else None,
+        scopes,
+        expires_us,
     )
     return Issued(principal, token)
+
+
+def device_scopes(name: str, allow_query: bool = False) -> tuple[str, ...]:
+    """A device uploads; with ``allow_query`` it may also query its own records (only)."""
+    if not allow_query:
+        return DEFAULT_SCOPES["device"]
+    return (
+        *DEFAULT_SCOPES["device"],
+        SCOPE_QUERY,
+        DEVICE_SCOPE_PREFIX + check_name("device", name),
+    )
+
+
+def user_scopes(only_devices: Sequence[str] = ()) -> tuple[str, ...]:
+    """A user queries and manages its tenant; ``only_devices`` limits queries to those devices."""
+    limits = tuple(DEVICE_SCOPE_PREFIX + check_name("device", d) for d in only_devices)
+    return (*DEFAULT_SCOPES["user"], *limits)
+
+
+def audit(
+    store: ZStore, actor: Principal | str, action: str, target: str, detail: object = ""
+) -> None:
+    """Append an administrative action to the store's append-only audit log."""
+    who = (
+        actor if isinstance(actor, str) else f"{actor.kind}:{actor.tenant_name or '-'}/{actor.name}"
+    )
+    text = detail if isinstance(detail, str) else " ".join(map(str, detail))  # type: ignore[call-overload]
+    store.append_audit(who, action, target, text)
+
+
+def find_token_owner(
+    store: ZStore, kind: PrincipalKind, name: str, tenant_name: str | None
+) -> Principal:
+    """The active principal of ``kind`` called ``name`` (in ``tenant_name``; None for admins)."""
+    if (kind == "admin") != (tenant_name is None):
+        raise InputError(
+            "admins have no tenant; users and devices need --tenant"
+            if kind != "admin"
+            else "the admin token belongs to no tenant; drop --tenant"
+        )
+    tenant = require_tenant(store, tenant_name) if tenant_name is not None else None
+    principal = store.get_principal(kind, name, tenant.id if tenant else None)
+    if principal is None:
+        where = f" in tenant {tenant_name!r}" if tenant_name else ""
+        raise UnknownNameError(
+            f"no active {kind} named {name!r}{where}; see `lifeveil server tokens list`"
+        )
+    return principal
+
+
+def rotate_token(
+    store: ZStore, principal: Principal, expires_us: int | None = None, actor: str = CLI_ACTOR
+) -> Issued:
+    """Give ``principal`` a fresh token; the old one stops working at once."""
+    token = new_token(principal.kind)
+    store.rotate_principal(principal.id, hash_token(token), expires_us)
+    audit(store, actor, "rotate-token", _target(principal), _expiry_text(expires_us))
+    return Issued(principal, token)
+
+
+def revoke_token(store: ZStore, principal: Principal, actor: str = CLI_ACTOR) -> None:
+    """Disable ``principal``'s token at once (open uplink sessions are closed on their next
+    frame); its stored records stay."""
+    store.revoke_principal(principal.id)
+    audit(store, actor, "revoke-token", _target(principal))
+
+
+def _target(principal: Principal) -> str:
+    return f"{principal.kind}:{principal.tenant_name or '-'}/{principal.name}"
+
+
+def _expiry_text(expires_us: int | None) -> str:
+    return "never expires" if expires_us is None else f"expires_us={expires_us}"
 
 
 def require_tenant(store: ZStore, name: str) -> Tenant:

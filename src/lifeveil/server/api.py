@@ -16,17 +16,25 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from lifeveil import __version__
-from lifeveil.errors import InputError, LifeVeilError, ProtocolError, ShapeError
+from lifeveil.errors import AuthError, InputError, LifeVeilError, ProtocolError, ShapeError
 from lifeveil.server import admin
 from lifeveil.server.auth import authenticate
 from lifeveil.server.heads import LinearHead, segment_timeline
 from lifeveil.server.http import ApiError, ServerState, api_error_from, error_response, require
 from lifeveil.server.ingest import decode_batch, ingest
-from lifeveil.server.store import Principal, Tenant
+from lifeveil.server.store import (
+    SCOPE_ADMIN,
+    SCOPE_MANAGE,
+    SCOPE_QUERY,
+    SCOPE_UPLOAD,
+    Principal,
+    Tenant,
+)
 from lifeveil.transport.frame import ACK_BYTES, WireSpec, decode_frame
 from lifeveil.transport.protocol import (
     CLASSIFY_PATH,
     CLOSE_PROTOCOL_ERROR,
+    CLOSE_UNAUTHORIZED,
     DEVICES_PATH,
     FRAMES_PATH,
     HEADS_PATH,
@@ -41,11 +49,11 @@ from lifeveil.transport.record import MAX_SEQ, MAX_TIMESTAMP_US
 
 router = APIRouter()
 
-Admin = Annotated[Principal, Depends(require("admin", replay_check=True))]
-User = Annotated[Principal, Depends(require("user", replay_check=True))]
-Reader = Annotated[Principal, Depends(require("user", "device"))]
-ReaderPost = Annotated[Principal, Depends(require("user", "device", replay_check=True))]
-Device = Annotated[Principal, Depends(require("device"))]
+Admin = Annotated[Principal, Depends(require(SCOPE_ADMIN, replay_check=True))]
+User = Annotated[Principal, Depends(require(SCOPE_MANAGE, replay_check=True))]
+Reader = Annotated[Principal, Depends(require(SCOPE_QUERY))]
+ReaderPost = Annotated[Principal, Depends(require(SCOPE_QUERY, replay_check=True))]
+Device = Annotated[Principal, Depends(require(SCOPE_UPLOAD))]
 
 
 class _Body(BaseModel):
@@ -54,6 +62,11 @@ class _Body(BaseModel):
 
 class NameBody(_Body):
     name: str
+
+
+class DeviceBody(_Body):
+    name: str
+    allow_query: bool = False  # the device may query its own records (not the tenant's)
 
 
 class TenantBody(_Body):
@@ -129,24 +142,33 @@ def info(request: Request) -> dict[str, object]:
 
 # -- administration ---------------------------------------------------------------------------
 @router.post("/v1/admin/tenants", status_code=201)
-def add_tenant(body: TenantBody, request: Request, _: Admin) -> dict[str, object]:
+def add_tenant(body: TenantBody, request: Request, who: Admin) -> dict[str, object]:
     """Create a tenant and its first user; the user's token is returned only here."""
-    tenant, user = admin.create_tenant(_state(request).store, body.name, body.first_user)
+    store = _state(request).store
+    tenant, user = admin.create_tenant(store, body.name, body.first_user)
+    admin.audit(store, who, "add-tenant", tenant.name, f"first user {body.first_user}")
     return {"tenant": tenant.name, **_issued("user", user)}
 
 
 @router.post("/v1/admin/tenants/{tenant}/users", status_code=201)
-def add_user(tenant: str, body: NameBody, request: Request, _: Admin) -> dict[str, object]:
+def add_user(tenant: str, body: NameBody, request: Request, who: Admin) -> dict[str, object]:
     """Add a user to a tenant; the token is returned only here."""
     store = _state(request).store
     issued = admin.issue_principal(store, "user", body.name, admin.require_tenant(store, tenant))
+    admin.audit(store, who, "add-user", f"{tenant}/{body.name}")
     return {"tenant": tenant, **_issued("user", issued)}
 
 
 @router.post(DEVICES_PATH, status_code=201)
-def register_device(body: NameBody, request: Request, user: User) -> dict[str, object]:
-    """Register a device in the caller's tenant; the device token is returned only here."""
-    issued = admin.issue_principal(_state(request).store, "device", body.name, _tenant(user))
+def register_device(body: DeviceBody, request: Request, user: User) -> dict[str, object]:
+    """Register a device in the caller's tenant; the device token is returned only here.
+
+    A device token uploads only; ``allow_query`` also lets it query its own records.
+    """
+    scopes = admin.device_scopes(body.name, body.allow_query)
+    store = _state(request).store
+    issued = admin.issue_principal(store, "device", body.name, _tenant(user), scopes)
+    admin.audit(store, user, "register-device", f"{user.tenant_name}/{body.name}", scopes)
     return {"tenant": user.tenant_name, "device": body.name, "token": issued.token}
 
 
@@ -154,7 +176,8 @@ def register_device(body: NameBody, request: Request, user: User) -> dict[str, o
 def list_devices(request: Request, who: Reader) -> dict[str, object]:
     """The caller's tenant's devices with record counts and last-seen times."""
     devices = _state(request).store.list_devices(_tenant(who).id)
-    return {"devices": [d.__dict__ for d in devices]}
+    limit = who.device_limit
+    return {"devices": [d.__dict__ for d in devices if not limit or d.name in limit]}
 
 
 def _issued(kind: str, issued: admin.Issued | None) -> dict[str, object]:
@@ -208,7 +231,11 @@ async def uplink(ws: WebSocket) -> None:
                 return
             if pending_ack is not None:
                 await ws.send_bytes(pending_ack)
-            [pending_ack] = await run_in_threadpool(ingest, state.store, device, [record])
+            try:
+                [pending_ack] = await run_in_threadpool(ingest, state.store, device, [record])
+            except AuthError as exc:  # revoked or expired while the session was open
+                await ws.close(CLOSE_UNAUTHORIZED, _close_reason(str(exc)))
+                return
     except WebSocketDisconnect:
         return
 
@@ -222,7 +249,7 @@ def _binary(message: dict[str, object]) -> bytes:
 
 async def _authorize_uplink(ws: WebSocket, state: ServerState) -> Principal:
     device = await run_in_threadpool(authenticate, state.store, ws.headers.get("authorization"))
-    if device.kind != "device":
+    if not device.may(SCOPE_UPLOAD):
         message = f"the uplink takes a device token; you sent a {device.kind} token"
         raise ApiError(403, "forbidden", message)
     offered = ws.headers.get(WIRE_HEADER)
@@ -250,7 +277,7 @@ def knn(body: KnnBody, request: Request, who: ReaderPost) -> dict[str, object]:
         raise ApiError(422, "invalid_request", f"k={body.k} exceeds the limit {state.config.max_k}")
     query = _vectors([body.z], state.config.z_dim, "z")[0]
     tenant = _tenant(who)
-    device_id = _device_id(state, tenant, body.device)
+    device_id = _device_id(state, tenant, body.device, who)
     hits = state.store.knn(tenant.id, query, body.k, device_id)
     return {"neighbors": [hit.__dict__ for hit in hits]}
 
@@ -290,7 +317,7 @@ def timeline(body: TimelineBody, request: Request, who: ReaderPost) -> dict[str,
     limit = state.config.max_timeline_records
     batch = state.store.load_records(
         tenant.id,
-        device_id=_device_id(state, tenant, body.device),
+        device_id=_device_id(state, tenant, body.device, who),
         t_start_us=body.t_start_us,
         t_end_us=body.t_end_us,
         limit=limit + 1,
@@ -314,7 +341,9 @@ def train_head(name: str, body: TrainBody, request: Request, user: User) -> dict
     """Train (or replace) a head from labels of the tenant's stored records."""
     keys = [(e.device, e.seq) for e in body.examples]
     labels = [e.label for e in body.examples]
-    head = admin.train_head(_state(request).store, _tenant(user), name, keys, labels)
+    store = _state(request).store
+    head = admin.train_head(store, _tenant(user), name, keys, labels)
+    admin.audit(store, user, "train-head", f"{user.tenant_name}/{head.name}")
     return _head_summary(head)
 
 
@@ -340,7 +369,15 @@ def _head(state: ServerState, tenant: Tenant, name: str) -> LinearHead:
     return head
 
 
-def _device_id(state: ServerState, tenant: Tenant, name: str | None) -> int | None:
+def _device_id(state: ServerState, tenant: Tenant, name: str | None, who: Principal) -> int | None:
+    """The device a query is restricted to: the one named, or the caller's only allowed one."""
+    limit = who.device_limit
+    if name is None and len(limit) == 1:
+        [name] = limit
+    elif name is None and limit:
+        raise ApiError(403, "forbidden", f"your token may query only {sorted(limit)}; name one")
+    elif limit and name not in limit:
+        raise ApiError(403, "forbidden", f"your token may not query device {name!r}")
     if name is None:
         return None
     device = state.store.get_device(tenant.id, name)

@@ -13,6 +13,7 @@ from lifeveil.server.config import ServerConfig
 from lifeveil.server.http import (
     BodySizeLimit,
     PaddedJSONResponse,
+    RateLimiter,
     ServerState,
     install_error_handlers,
 )
@@ -31,7 +32,11 @@ def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
     leak content; JSON answers are padded to power-of-two lengths instead. Serve it over TLS with :func:`lifeveil.server.run.serve`.
     """
     owned = store is None
-    state = ServerState(config, store if store is not None else create_store(config))
+    state = ServerState(
+        config,
+        store if store is not None else create_store(config),
+        RateLimiter(config.rate_limit_per_s, config.rate_limit_burst),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lifeveil.errors import InputError, UnknownNameError
+from lifeveil.errors import InputError
 from lifeveil.server import admin
 from lifeveil.server.config import CONFIG_FILE, ServerConfig
 from lifeveil.server.store import ZStore
@@ -36,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_user(sub)
     _add_device(sub)
     _add_revoke(sub)
+    _add_tokens(sub)
+    _add_audit(sub)
     _add_train_head(sub)
     _add_status(sub)
 
@@ -88,6 +92,14 @@ def _add_user(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("add-user", help="add a user to a tenant (prints token)")
     p.add_argument("--tenant", required=True)
     p.add_argument("name")
+    p.add_argument(
+        "--only-device",
+        action="append",
+        default=[],
+        metavar="DEVICE",
+        help="limit this user's queries to DEVICE's records (repeatable; default: every device)",
+    )
+    _expiry_option(p)
     _common(p, cmd_add_user)
 
 
@@ -95,7 +107,47 @@ def _add_device(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("register-device", help="register a device in a tenant (prints token)")
     p.add_argument("--tenant", required=True)
     p.add_argument("--name", required=True, help="device name, unique within the tenant")
+    p.add_argument(
+        "--allow-query",
+        action="store_true",
+        help="let the device token also query its own records (default: upload only)",
+    )
+    _expiry_option(p)
     _common(p, cmd_register_device)
+
+
+def _expiry_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--expires-days",
+        type=float,
+        metavar="DAYS",
+        help="the token stops working after DAYS days (default: never; rotate to renew)",
+    )
+
+
+def _add_tokens(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tokens", help="list, revoke or rotate admin, user and device tokens")
+    tsub = p.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    q = tsub.add_parser("list", help="every token's owner, scopes and state (never the token)")
+    q.add_argument("--tenant", help="only this tenant's tokens")
+    _common(q, cmd_tokens_list)
+    for action, func, text in (
+        ("revoke", cmd_tokens_revoke, "disable a token at once (open sessions included)"),
+        ("rotate", cmd_tokens_rotate, "issue a new token; the old one stops working at once"),
+    ):
+        q = tsub.add_parser(action, help=text)
+        q.add_argument("kind", choices=("admin", "user", "device"))
+        q.add_argument("name", help="the user's or device's name ('admin' for the admin)")
+        q.add_argument("--tenant", help="the tenant (users and devices)")
+        if action == "rotate":
+            _expiry_option(q)
+        _common(q, func)
+
+
+def _add_audit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="show the append-only log of administrative actions")
+    p.add_argument("--last", type=int, default=50, metavar="N", help="entries (default 50)")
+    _common(p, cmd_audit)
 
 
 def _add_revoke(sub: argparse._SubParsersAction) -> None:
@@ -150,6 +202,7 @@ def cmd_add_tenant(args: argparse.Namespace) -> int:
     """``lifeveil server add-tenant``."""
     with _store(args) as store:
         tenant, user = admin.create_tenant(store, args.name, args.user)
+        admin.audit(store, admin.CLI_ACTOR, "add-tenant", tenant.name, f"first user {args.user}")
     assert user is not None
     _emit(args, {"tenant": tenant.name, "user": user.principal.name, "token": user.token})
     return 0
@@ -158,9 +211,10 @@ def cmd_add_tenant(args: argparse.Namespace) -> int:
 def cmd_add_user(args: argparse.Namespace) -> int:
     """``lifeveil server add-user``."""
     with _store(args) as store:
-        issued = admin.issue_principal(
-            store, "user", args.name, admin.require_tenant(store, args.tenant)
-        )
+        scopes = admin.user_scopes(args.only_device)
+        tenant = admin.require_tenant(store, args.tenant)
+        issued = admin.issue_principal(store, "user", args.name, tenant, scopes, _expiry(args))
+        admin.audit(store, admin.CLI_ACTOR, "add-user", f"{tenant.name}/{args.name}", scopes)
     _emit(args, {"tenant": args.tenant, "user": issued.principal.name, "token": issued.token})
     return 0
 
@@ -169,7 +223,9 @@ def cmd_register_device(args: argparse.Namespace) -> int:
     """``lifeveil server register-device``."""
     with _store(args) as store:
         tenant = admin.require_tenant(store, args.tenant)
-        issued = admin.issue_principal(store, "device", args.name, tenant)
+        scopes = admin.device_scopes(args.name, args.allow_query)
+        issued = admin.issue_principal(store, "device", args.name, tenant, scopes, _expiry(args))
+        admin.audit(store, admin.CLI_ACTOR, "register-device", f"{tenant.name}/{args.name}", scopes)
     config = _config(args)
     _emit(
         args,
@@ -187,13 +243,76 @@ def cmd_register_device(args: argparse.Namespace) -> int:
 def cmd_revoke_device(args: argparse.Namespace) -> int:
     """``lifeveil server revoke-device``."""
     with _store(args) as store:
-        tenant = admin.require_tenant(store, args.tenant)
-        device = store.get_device(tenant.id, args.name)
-        if device is None:
-            raise UnknownNameError(f"tenant {tenant.name!r} has no active device {args.name!r}")
-        store.revoke_principal(device.id)
-    _emit(args, {"tenant": tenant.name, "device": args.name, "revoked": True}, secret=False)
+        device = admin.find_token_owner(store, "device", args.name, args.tenant)
+        admin.revoke_token(store, device)
+    _emit(args, {"tenant": args.tenant, "device": args.name, "revoked": True}, secret=False)
     return 0
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    """``lifeveil server tokens list``."""
+    with _store(args) as store:
+        tenant_id = admin.require_tenant(store, args.tenant).id if args.tenant else None
+        tokens = store.list_tokens(tenant_id)
+    now = time.time_ns() // 1000
+    rows = [{**t.__dict__, "scopes": list(t.scopes), "state": t.state(now)} for t in tokens]
+    if args.json:
+        print(json.dumps({"tokens": rows}, indent=2))
+        return 0
+    print(f"{'state':8} {'kind':7} {'tenant/name':32} {'expires':20} scopes")
+    for r in rows:
+        owner = f"{r['tenant'] or '-'}/{r['name']}"
+        print(
+            f"{r['state']:8} {r['kind']:7} {owner:32} {_when(r['expires_us']):20} "
+            f"{' '.join(r['scopes'])}"
+        )
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    """``lifeveil server tokens revoke``."""
+    with _store(args) as store:
+        admin.revoke_token(store, admin.find_token_owner(store, args.kind, args.name, args.tenant))
+    _emit(args, {"kind": args.kind, "name": args.name, "revoked": True}, secret=False)
+    return 0
+
+
+def cmd_tokens_rotate(args: argparse.Namespace) -> int:
+    """``lifeveil server tokens rotate``."""
+    with _store(args) as store:
+        owner = admin.find_token_owner(store, args.kind, args.name, args.tenant)
+        issued = admin.rotate_token(store, owner, _expiry(args))
+    _emit(args, {"kind": args.kind, "name": args.name, "token": issued.token})
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``lifeveil server audit``."""
+    with _store(args) as store:
+        entries = store.read_audit(max(1, args.last))
+    if args.json:
+        print(json.dumps({"audit": [e.__dict__ for e in entries]}, indent=2))
+        return 0
+    for e in entries:
+        print(f"{_when(e.time_us)}  {e.actor:24} {e.action:16} {e.target} {e.detail}".rstrip())
+    if not entries:
+        print("the audit log is empty")
+    return 0
+
+
+def _expiry(args: argparse.Namespace) -> int | None:
+    days = getattr(args, "expires_days", None)
+    if days is None:
+        return None
+    if not days > 0:
+        raise InputError(f"--expires-days must be > 0, got {days}")
+    return time.time_ns() // 1000 + int(days * 86_400e6)
+
+
+def _when(time_us: int | None) -> str:
+    if time_us is None:
+        return "never"
+    return dt.datetime.fromtimestamp(time_us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def cmd_train_head(args: argparse.Namespace) -> int:
@@ -201,6 +320,7 @@ def cmd_train_head(args: argparse.Namespace) -> int:
     with _store(args) as store:
         tenant = admin.require_tenant(store, args.tenant)
         head = admin.train_head_from_csv(store, tenant, args.name, args.labels)
+        admin.audit(store, admin.CLI_ACTOR, "train-head", f"{tenant.name}/{head.name}")
     summary = {
         "tenant": tenant.name,
         "head": head.name,

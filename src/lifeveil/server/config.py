@@ -33,6 +33,14 @@ class ServerConfig:
             the time range).
         sqlite_synchronous: ``FULL`` makes an ack mean "survives power loss"; ``NORMAL`` is
             faster and still survives a killed process.
+        rate_limit_per_s, rate_limit_burst: requests per second (and burst) per token on the
+            HTTP routes; above it 429 with Retry-After. 0 turns limiting off.
+        max_connections, max_connections_per_ip: open connections in total / from one
+            address; connections above either cap are closed at once.
+        header_timeout_s: a connection that has not sent a complete request head this long
+            after connecting (or after its last response) is closed (slow-loris).
+        keepalive_timeout_s: idle keep-alive connections are closed after this long.
+        tls13_only: refuse TLS 1.2 (TLS 1.2 is otherwise limited to ECDHE with AEAD ciphers).
     """
 
     data_dir: Path
@@ -46,6 +54,14 @@ class ServerConfig:
     max_classify_batch: int = 256
     max_timeline_records: int = 200_000
     sqlite_synchronous: str = "FULL"
+    # Abuse limits (see server/run.py): per-token request rate, connection caps, timeouts.
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
+    max_connections: int = 2000
+    max_connections_per_ip: int = 256
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    tls13_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -93,7 +109,7 @@ class ServerConfig:
     def save(self) -> Path:
         """Write ``server.toml`` (all fields but ``data_dir``) atomically; returns its path."""
         path = self.data_dir / CONFIG_FILE
-        with atomic_open(path) as fh:
+        with atomic_open(path, private=True) as fh:
             fh.write("# LifeVeil server configuration (see lifeveil.server.config.ServerConfig)\n")
             for key, value in asdict(self).items():
                 if key != "data_dir":
@@ -102,6 +118,8 @@ class ServerConfig:
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(value)

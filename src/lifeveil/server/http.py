@@ -7,9 +7,11 @@ fault it is; only LifeVeil bugs give 500, and the server keeps running either wa
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,19 +33,43 @@ from lifeveil.errors import (
 )
 from lifeveil.server.auth import authenticate, check_replay
 from lifeveil.server.config import ServerConfig
-from lifeveil.server.store import Principal, PrincipalKind, ZStore
+from lifeveil.server.store import Principal, ZStore
 from lifeveil.transport.padding import pad_json
 from lifeveil.transport.protocol import NONCE_HEADER, TIMESTAMP_HEADER
 
 log = logging.getLogger(__name__)
 
 
+class RateLimiter:
+    """Token buckets per principal: ``rate_per_s`` requests per second, bursts of ``burst``."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate, self.burst = rate_per_s, float(burst)
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_s(self, key: int, now: float | None = None) -> float:
+        """0 if a request by ``key`` may go now (and count it), else seconds until it may."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            level, last = self._buckets.get(key, (self.burst, now))
+            level = min(self.burst, level + (now - last) * self.rate)
+            if level < 1.0:
+                self._buckets[key] = (level, now)
+                return (1.0 - level) / self.rate
+            self._buckets[key] = (level - 1.0, now)
+            return 0.0
+
+
 @dataclass(frozen=True)
 class ServerState:
-    """What every request handler needs: the configuration and the open store."""
+    """What every request handler needs: the configuration, the open store, the rate limiter."""
 
     config: ServerConfig
     store: ZStore
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0.0, 1))
 
 
 class PaddedJSONResponse(JSONResponse):
@@ -56,9 +82,12 @@ class PaddedJSONResponse(JSONResponse):
 class ApiError(Exception):
     """An HTTP error with a machine-readable code and a message for people."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
 
 
 # Most specific first.
@@ -84,7 +113,9 @@ def api_error_from(exc: LifeVeilError) -> ApiError:
 
 def error_response(error: ApiError) -> JSONResponse:
     """The JSON body every error uses."""
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     body = {"error": error.code, "message": error.message}
     return PaddedJSONResponse(body, status_code=error.status, headers=headers)
 
@@ -181,22 +212,23 @@ def state_of(request: Request) -> ServerState:
     return request.app.state.lifeveil
 
 
-def require(*kinds: PrincipalKind, replay_check: bool = False) -> Callable[..., object]:
-    """FastAPI dependency: the authenticated principal, which must be one of ``kinds``.
+def require(scope: str, replay_check: bool = False) -> Callable[..., object]:
+    """FastAPI dependency: the authenticated principal, whose token must carry ``scope``.
 
-    With ``replay_check``, the request must also carry a fresh nonce and timestamp.
+    Each principal's requests are rate-limited (429 with ``Retry-After``). With
+    ``replay_check``, the request must also carry a fresh nonce and timestamp.
     """
 
     async def dependency(request: Request) -> Principal:
         state = state_of(request)
         header = request.headers.get("authorization")
         principal = await run_in_threadpool(authenticate, state.store, header)
-        if principal.kind not in kinds:
+        if not principal.may(scope):
+            raise ApiError(403, "forbidden", _scope_message(scope, principal))
+        wait = state.limiter.wait_s(principal.id)
+        if wait > 0:
             raise ApiError(
-                403,
-                "forbidden",
-                f"this endpoint takes a {' or '.join(kinds)} token; you sent a "
-                f"{principal.kind} token",
+                429, "rate_limited", f"too many requests; retry in {wait:.2f} s", retry_after=wait
             )
         if replay_check:
             await run_in_threadpool(
@@ -211,3 +243,13 @@ def require(*kinds: PrincipalKind, replay_check: bool = False) -> Callable[..., 
         return principal
 
     return dependency
+
+
+def _scope_message(scope: str, principal: Principal) -> str:
+    hint = {
+        "query": "queries need a user token (or a device registered with --allow-query)",
+        "manage": "this needs a user token of the tenant",
+        "upload": "uploads need a device token",
+        "admin": "this needs the admin token",
+    }.get(scope, "")
+    return f"your {principal.kind} token lacks the {scope!r} scope: {hint}"

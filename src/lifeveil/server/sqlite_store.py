@@ -17,22 +17,26 @@ from pathlib import Path
 
 import numpy as np
 
-from lifeveil.errors import InputError, NameTakenError, ShapeError, UnknownNameError
+from lifeveil.errors import AuthError, InputError, NameTakenError, ShapeError, UnknownNameError
+from lifeveil.io import private_dir, private_file
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.heads import LinearHead
 from lifeveil.server.store import (
+    DEFAULT_SCOPES,
+    AuditEntry,
     DeviceInfo,
     Principal,
     PrincipalKind,
     RecordBatch,
     Tenant,
+    TokenInfo,
     ZStore,
     register_store,
 )
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import ZRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: token scopes, expiry, rotation, revocation time; audit log
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,6 +55,10 @@ CREATE TABLE IF NOT EXISTS principals (
     created_us INTEGER NOT NULL,
     last_seen_us INTEGER,
     revoked INTEGER NOT NULL DEFAULT 0,
+    scopes TEXT NOT NULL DEFAULT '',   -- space-separated (see store.DEFAULT_SCOPES)
+    expires_us INTEGER,                -- NULL = never
+    rotated_us INTEGER,
+    revoked_us INTEGER,
     UNIQUE (tenant_id, kind, name)
 );
 CREATE TABLE IF NOT EXISTS z_records (
@@ -83,6 +91,39 @@ CREATE TABLE IF NOT EXISTS nonces (
 CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces (expires_us);
 """
 
+# Append-only: triggers refuse to change or remove an entry.
+_AUDIT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    time_us INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+# Version 1 -> 2: columns added to principals; existing tokens get their kind's default scopes.
+_MIGRATE_1_TO_2 = """
+ALTER TABLE principals ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
+ALTER TABLE principals ADD COLUMN expires_us INTEGER;
+ALTER TABLE principals ADD COLUMN rotated_us INTEGER;
+ALTER TABLE principals ADD COLUMN revoked_us INTEGER;
+UPDATE principals SET scopes = 'admin' WHERE kind = 'admin';
+UPDATE principals SET scopes = 'query manage' WHERE kind = 'user';
+UPDATE principals SET scopes = 'upload' WHERE kind = 'device';
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+"""
+_PRINCIPAL_SELECT = (
+    "SELECT p.id, p.kind, p.name, p.tenant_id, t.name, p.scopes FROM principals p "
+    "LEFT JOIN tenants t ON t.id = p.tenant_id "
+)
+_ACTIVE = "p.revoked = 0 AND (p.expires_us IS NULL OR p.expires_us > ?)"
+
 
 def _now_us() -> int:
     return time.time_ns() // 1000
@@ -100,7 +141,8 @@ class SQLiteStore(ZStore):
     def __init__(self, path: str | Path, z_dim: int, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self.z_dim = z_dim
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        private_file(self.path)  # SQLite gives -wal and -shm the database file's mode
         self._lock = threading.RLock()
         self._nonce_inserts = 0
         try:
@@ -124,9 +166,22 @@ class SQLiteStore(ZStore):
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._lock:
-            self._conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + "\nCOMMIT;")
+            version = self._stored_version()
+            if version == 1:
+                self._conn.executescript("BEGIN IMMEDIATE;\n" + _MIGRATE_1_TO_2 + "COMMIT;")
+            self._conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + _AUDIT_SCHEMA + "\nCOMMIT;")
         with self._transaction() as db:
             self._check_meta(db)
+
+    def _stored_version(self) -> int | None:
+        """The schema version of an existing database (None for a new one)."""
+        has_meta = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else None
 
     def _check_meta(self, db: sqlite3.Connection) -> None:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -181,38 +236,81 @@ class SQLiteStore(ZStore):
         return [Tenant(*row) for row in self._query("SELECT id, name FROM tenants ORDER BY name")]
 
     def add_principal(
-        self, kind: PrincipalKind, name: str, token_hash: str, tenant_id: int | None
+        self,
+        kind: PrincipalKind,
+        name: str,
+        token_hash: str,
+        tenant_id: int | None,
+        scopes: Sequence[str] | None = None,
+        expires_us: int | None = None,
     ) -> Principal:
         if (kind == "admin") != (tenant_id is None):
             raise InputError("admins have no tenant; users and devices need one")
+        scope_text = " ".join(DEFAULT_SCOPES[kind] if scopes is None else scopes)
         try:
             with self._transaction() as db:
                 cur = db.execute(
-                    "INSERT INTO principals (kind, tenant_id, name, token_hash, created_us) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (kind, tenant_id, name, token_hash, _now_us()),
+                    "INSERT INTO principals (kind, tenant_id, name, token_hash, created_us, "
+                    "scopes, expires_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (kind, tenant_id, name, token_hash, _now_us(), scope_text, expires_us),
                 )
         except sqlite3.IntegrityError:
             raise NameTakenError(f"a {kind} named {name!r} already exists in this tenant") from None
-        principal = self._principal_where("p.id = ?", (cur.lastrowid,))
-        assert principal is not None
-        return principal
+        rows = self._query(_PRINCIPAL_SELECT + "WHERE p.id = ?", (cur.lastrowid,))
+        return _principal(rows[0])
 
-    def _principal_where(self, where: str, params: Sequence[object]) -> Principal | None:
-        rows = self._query(
-            "SELECT p.id, p.kind, p.name, p.tenant_id, t.name FROM principals p "
-            f"LEFT JOIN tenants t ON t.id = p.tenant_id WHERE p.revoked = 0 AND {where}",
-            params,
-        )
-        return Principal(*rows[0]) if rows else None
+    def _active_where(self, where: str, params: Sequence[object]) -> Principal | None:
+        rows = self._query(_PRINCIPAL_SELECT + f"WHERE {_ACTIVE} AND {where}", (_now_us(), *params))
+        return _principal(rows[0]) if rows else None
 
     def find_principal(self, token_hash: str) -> Principal | None:
-        return self._principal_where("p.token_hash = ?", (token_hash,))
+        return self._active_where("p.token_hash = ?", (token_hash,))
 
-    def get_device(self, tenant_id: int, name: str) -> Principal | None:
-        return self._principal_where(
-            "p.kind = 'device' AND p.tenant_id = ? AND p.name = ?", (tenant_id, name)
+    def get_principal(
+        self, kind: PrincipalKind, name: str, tenant_id: int | None
+    ) -> Principal | None:
+        return self._active_where(
+            "p.kind = ? AND p.tenant_id IS ? AND p.name = ?", (kind, tenant_id, name)
         )
+
+    def list_tokens(self, tenant_id: int | None = None) -> list[TokenInfo]:
+        where, params = (
+            ("WHERE p.tenant_id = ?", (tenant_id,)) if tenant_id is not None else ("", ())
+        )
+        rows = self._query(
+            "SELECT p.id, p.kind, p.name, t.name, p.scopes, p.created_us, p.last_seen_us, "
+            "p.expires_us, p.rotated_us, p.revoked_us FROM principals p "
+            f"LEFT JOIN tenants t ON t.id = p.tenant_id {where} "
+            "ORDER BY t.name IS NOT NULL, t.name, p.kind, p.name",
+            params,
+        )
+        return [TokenInfo(*r[:4], tuple(r[4].split()), *r[5:]) for r in rows]
+
+    def rotate_principal(
+        self, principal_id: int, token_hash: str, expires_us: int | None = None
+    ) -> None:
+        with self._transaction() as db:
+            cur = db.execute(
+                "UPDATE principals SET token_hash = ?, rotated_us = ?, expires_us = ? "
+                "WHERE id = ? AND revoked = 0",
+                (token_hash, _now_us(), expires_us, principal_id),
+            )
+        if cur.rowcount != 1:
+            raise UnknownNameError(f"no active principal with id {principal_id}")
+
+    def append_audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO audit (time_us, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                (_now_us(), actor, action, target, detail),
+            )
+
+    def read_audit(self, limit: int | None = None) -> list[AuditEntry]:
+        rows = self._query(
+            "SELECT id, time_us, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [AuditEntry(*r) for r in reversed(rows)]
 
     def list_devices(self, tenant_id: int) -> list[DeviceInfo]:
         rows = self._query(
@@ -225,7 +323,10 @@ class SQLiteStore(ZStore):
 
     def revoke_principal(self, principal_id: int) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE principals SET revoked = 1 WHERE id = ?", (principal_id,))
+            db.execute(
+                "UPDATE principals SET revoked = 1, revoked_us = ? WHERE id = ? AND revoked = 0",
+                (_now_us(), principal_id),
+            )
 
     # -- records --------------------------------------------------------------------------
     def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
@@ -234,6 +335,13 @@ class SQLiteStore(ZStore):
         now = _now_us()
         statuses = []
         with self._transaction() as db:
+            active = db.execute(
+                "SELECT 1 FROM principals p WHERE p.id = ? AND " + _ACTIVE, (device.id, now)
+            ).fetchone()
+            if not active:
+                raise AuthError(
+                    f"device {device.name!r} was revoked or its token expired; nothing stored"
+                )
             for record in records:
                 statuses.append(self._put_one(db, device, record, now))
             db.execute("UPDATE principals SET last_seen_us = ? WHERE id = ?", (now, device.id))
@@ -377,6 +485,10 @@ class SQLiteStore(ZStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _principal(row: tuple) -> Principal:
+    return Principal(*row[:5], scopes=frozenset(row[5].split()))
 
 
 _HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics FROM heads"

@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 
 PrincipalKind = Literal["admin", "user", "device"]
 
+# What a token may do. Users query and manage their tenant; devices upload only unless their
+# owner granted "query" at registration; "device:NAME" limits a user's queries to that device
+# (repeatable). Admins administer.
+SCOPE_ADMIN, SCOPE_MANAGE, SCOPE_QUERY, SCOPE_UPLOAD = "admin", "manage", "query", "upload"
+DEVICE_SCOPE_PREFIX = "device:"
+DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
+    "admin": (SCOPE_ADMIN,),
+    "user": (SCOPE_QUERY, SCOPE_MANAGE),
+    "device": (SCOPE_UPLOAD,),
+}
+
 
 @dataclass(frozen=True)
 class Tenant:
@@ -44,6 +55,57 @@ class Principal:
     name: str
     tenant_id: int | None
     tenant_name: str | None
+    scopes: frozenset[str] = frozenset()
+
+    def may(self, scope: str) -> bool:
+        """Whether this principal's token carries ``scope``."""
+        return scope in self.scopes
+
+    @property
+    def device_limit(self) -> frozenset[str]:
+        """Device names this principal's queries are limited to (empty = every device)."""
+        n = len(DEVICE_SCOPE_PREFIX)
+        return frozenset(s[n:] for s in self.scopes if s.startswith(DEVICE_SCOPE_PREFIX))
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A principal's token as the administrator sees it (never the token itself).
+
+    Times are microseconds since the epoch; ``revoked_us``/``expires_us``/``rotated_us`` are
+    None when not revoked / never expiring / never rotated.
+    """
+
+    id: int
+    kind: PrincipalKind
+    name: str
+    tenant: str | None
+    scopes: tuple[str, ...]
+    created_us: int
+    last_seen_us: int | None
+    expires_us: int | None
+    rotated_us: int | None
+    revoked_us: int | None
+
+    def state(self, now_us: int) -> str:
+        """ "revoked", "expired" or "active"."""
+        if self.revoked_us is not None:
+            return "revoked"
+        if self.expires_us is not None and self.expires_us <= now_us:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the append-only audit log of administrative actions."""
+
+    id: int
+    time_us: int
+    actor: str
+    action: str
+    target: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -106,21 +168,53 @@ class ZStore(abc.ABC):
 
     @abc.abstractmethod
     def add_principal(
-        self, kind: PrincipalKind, name: str, token_hash: str, tenant_id: int | None
+        self,
+        kind: PrincipalKind,
+        name: str,
+        token_hash: str,
+        tenant_id: int | None,
+        scopes: Sequence[str] | None = None,
+        expires_us: int | None = None,
     ) -> Principal:
         """Add a user, device (both need a tenant) or admin (no tenant).
 
-        Only the hash of the token is stored. NameTakenError if the tenant already has a
-        principal of this kind and name.
+        Only the hash of the token is stored. ``scopes`` default to the kind's
+        :data:`DEFAULT_SCOPES`; ``expires_us`` None = never expires. NameTakenError if the
+        tenant already has a principal of this kind and name (revoked ones included).
         """
 
     @abc.abstractmethod
     def find_principal(self, token_hash: str) -> Principal | None:
-        """The non-revoked principal whose token hashes to ``token_hash``, or None."""
+        """The active (not revoked, not expired) principal whose token hashes to
+        ``token_hash``, or None."""
 
     @abc.abstractmethod
+    def get_principal(
+        self, kind: PrincipalKind, name: str, tenant_id: int | None
+    ) -> Principal | None:
+        """The active principal of this kind and name in this tenant (None for admins)."""
+
+    @abc.abstractmethod
+    def list_tokens(self, tenant_id: int | None = None) -> list[TokenInfo]:
+        """Every principal's token state (of one tenant, or all with None), revoked included."""
+
+    @abc.abstractmethod
+    def rotate_principal(
+        self, principal_id: int, token_hash: str, expires_us: int | None = None
+    ) -> None:
+        """Replace an active principal's token hash (the old token stops working at once)."""
+
+    @abc.abstractmethod
+    def append_audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
+        """Append one entry to the audit log (the log refuses updates and deletes)."""
+
+    @abc.abstractmethod
+    def read_audit(self, limit: int | None = None) -> list[AuditEntry]:
+        """The audit log, oldest first (the last ``limit`` entries if given)."""
+
     def get_device(self, tenant_id: int, name: str) -> Principal | None:
         """Device ``name`` of this tenant, or None (devices of other tenants are invisible)."""
+        return self.get_principal("device", name, tenant_id)
 
     @abc.abstractmethod
     def list_devices(self, tenant_id: int) -> list[DeviceInfo]:
@@ -128,7 +222,10 @@ class ZStore(abc.ABC):
 
     @abc.abstractmethod
     def revoke_principal(self, principal_id: int) -> None:
-        """Disable a token (e.g. a lost device); its stored records stay."""
+        """Disable a token (e.g. a lost device) at once; its stored records stay.
+
+        Takes effect for open sessions too: :meth:`put_records` refuses a revoked device.
+        """
 
     # -- records --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -139,6 +236,10 @@ class ZStore(abc.ABC):
         timestamp and z: ignored) or CONFLICT (same seq, different content: the first one is
         kept). Also updates the device's last-seen time, so that every call does the same
         kind of work whether or not it carried new records.
+
+        Raises:
+            AuthError: the device was revoked or its token expired (checked in the same
+                transaction as the write, so nothing is stored after a revoke commits).
         """
 
     @abc.abstractmethod

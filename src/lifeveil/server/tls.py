@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lifeveil.errors import InputError
-from lifeveil.io import atomic_path
+from lifeveil.io import atomic_path, private_dir, private_file
 
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 VALIDITY_DAYS = 825  # the longest validity common TLS clients accept for a leaf
@@ -36,7 +35,9 @@ def ensure_self_signed_cert(
     Returns:
         True if new files were written, False if existing ones were kept.
     """
+    private_dir(key_path.parent)
     if cert_path.is_file() and key_path.is_file():
+        private_file(key_path)  # also when an older version left it readable
         return False
     if cert_path.exists() != key_path.exists():
         raise InputError(
@@ -49,9 +50,7 @@ def ensure_self_signed_cert(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    key_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(key_path) as tmp:
-        os.chmod(tmp, 0o600)
+    with atomic_path(key_path, private=True) as tmp:
         tmp.write_bytes(key_pem)
     with atomic_path(cert_path) as tmp:
         tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -239,7 +239,8 @@ def decode_frame(data: bytes, spec: WireSpec) -> ZRecord | None:
 
     Raises:
         ProtocolError: wrong size, magic, version, dtype, dimension, flags, non-zero reserved
-            or padding bytes, out-of-range seq/timestamp, or a non-finite z. The message says
+            or padding bytes, out-of-range seq/timestamp, a cover frame with a non-zero seq or
+            timestamp, or a non-finite z. The message says
             which field and what was expected.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -253,6 +254,8 @@ def decode_frame(data: bytes, spec: WireSpec) -> ZRecord | None:
     if any(data[end:]):
         raise ProtocolError("frame padding must be zero bytes")
     if header.flags & FLAG_COVER:
+        if header.seq or header.timestamp_us:
+            raise ProtocolError("a cover frame must carry seq 0 and timestamp_us 0")
         return None
     seq, ts = header.seq, header.timestamp_us
     if not 0 <= seq <= MAX_SEQ or not 0 <= ts <= MAX_TIMESTAMP_US:
