@@ -38,7 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidStatus,
+)
 
 from lifeveil.errors import AuthError, EgressRefusedError, ProtocolError
 from lifeveil.transport.frame import AckStatus, WireSpec, decode_ack
@@ -67,6 +72,10 @@ class UplinkConfig:
         max_in_flight: unacked real frames allowed before ticks carry cover frames only.
         backoff_initial_s / backoff_max_s: reconnect delay range (exponential, jittered).
         connect_timeout_s: TCP + TLS + WebSocket handshake timeout.
+        ack_timeout_s: no ack (real or cover) for this long means the link is dead: the
+            session is dropped and reconnected. This replaces WebSocket keepalive pings, which
+            would put records of another size on the wire; the constant-rate cover frames
+            and their acks are the keepalive.
         drain_s: on stop, keep sending cover frames up to this long so that the last real
             frames get acked.
     """
@@ -81,6 +90,7 @@ class UplinkConfig:
     backoff_max_s: float = 30.0
     connect_timeout_s: float = 10.0
     drain_s: float = 2.0
+    ack_timeout_s: float = 15.0
 
     def __post_init__(self) -> None:
         if not self.url.startswith("wss://"):
@@ -92,6 +102,11 @@ class UplinkConfig:
             raise ProtocolError(f"rate_hz={self.rate_hz} must be in (0, 1000]")
         if self.max_in_flight < 1:
             raise ProtocolError("max_in_flight must be >= 1")
+        if self.ack_timeout_s <= 2.0 / self.rate_hz:
+            raise ProtocolError(
+                f"ack_timeout_s={self.ack_timeout_s} must exceed two frame periods "
+                f"({2.0 / self.rate_hz:.3f} s at {self.rate_hz} Hz)"
+            )
         if not 0 < self.backoff_initial_s <= self.backoff_max_s:
             raise ProtocolError("need 0 < backoff_initial_s <= backoff_max_s")
 
@@ -251,6 +266,7 @@ class Uplink:
                 open_timeout=self.config.connect_timeout_s,
                 max_size=4096,
                 proxy=None,
+                ping_interval=None,  # pings are records of another size; acks are the keepalive
             ) as ws:
                 self._connected = True
                 self.stats.connects += 1
@@ -312,7 +328,15 @@ class Uplink:
             next_tick += period
 
     async def _recv_loop(self, ws: ClientConnection) -> None:
-        async for message in ws:
+        while True:
+            try:
+                message = await asyncio.wait_for(ws.recv(), self.config.ack_timeout_s)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no ack from the server for {self.config.ack_timeout_s:.0f} s; reconnecting"
+                ) from None
+            except ConnectionClosedOK:
+                return  # a normal close ends the session; run() reconnects unless stopping
             if isinstance(message, str):
                 raise _FatalError() from ProtocolError("server sent a text message on the uplink")
             try:
