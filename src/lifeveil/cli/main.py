@@ -15,23 +15,49 @@ import sys
 from lifeveil import __version__
 from lifeveil.errors import LifeVeilError
 
-# Order is the order of `lifeveil --help`.
-SUBCOMMAND_MODULES = (
-    "lifeveil.cli.demo",
-    "lifeveil.cli.quickstart",
-    "lifeveil.cli.train",
-    "lifeveil.cli.encode",
-    "lifeveil.cli.export",
-    "lifeveil.cli.info",
-    "lifeveil.bench.cli",
-    "lifeveil.vault.cli",
-    "lifeveil.device.cli",
-    "lifeveil.server.cli",
-)
+# Order is the order of `lifeveil --help`: command -> (module, one-line help). A module is
+# imported only when its command runs (or its --help is asked for), so `lifeveil --help` and
+# each command start without importing torch, the server or the bench.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "lifeveil.cli.demo",
+        "the main job end to end: server + camera agent on real video + query + wire report",
+    ),
+    "quickstart": (
+        "lifeveil.cli.quickstart",
+        "train a small privatizer on real sample video, then encode a talking-face clip",
+    ),
+    "train": ("lifeveil.cli.train", "train a privatizer on images, CSVs and videos"),
+    "encode": ("lifeveil.cli.encode", "turn images, image folders and videos into z"),
+    "export": ("lifeveil.cli.export", "export a privatizer as ONNX for on-device runtimes"),
+    "info": (
+        "lifeveil.cli.info",
+        "describe a privatizer; benchmark throughput; evaluate on held-out data",
+    ),
+    "bench": (
+        "lifeveil.bench.cli",
+        "benchmark privacy methods: utility, privacy attacks, reconstruction, efficiency",
+    ),
+    "vault": ("lifeveil.vault.cli", "encrypted on-device storage of raw video segments"),
+    "device": (
+        "lifeveil.device.cli",
+        "the on-device agent: record to the vault, privatize, queue and upload z",
+    ),
+    "server": (
+        "lifeveil.server.cli",
+        "run the z server (HTTPS + WebSocket) and manage tenants, devices and heads",
+    ),
+}
+SUBCOMMAND_MODULES = tuple(module for module, _ in SUBCOMMANDS.values())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``lifeveil`` parser with every available subcommand."""
+def build_parser(argv: list[str] | None = None, load_all: bool = True) -> argparse.ArgumentParser:
+    """The ``lifeveil`` parser.
+
+    With ``load_all`` every subcommand module is imported and registers its full parser (for
+    tools that walk all of them). Otherwise only the command named in ``argv`` is imported;
+    the others appear in ``--help`` with their one-line help.
+    """
     parser = argparse.ArgumentParser(
         prog="lifeveil",
         description=(
@@ -41,20 +67,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lifeveil {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # subcommand not built into this install
-                continue
-            raise
-        module.add_parser(sub)
+    wanted = _command_in(argv or [])
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        if load_all or name == wanted:
+            module = _load(module_name)
+            if module is not None:
+                module.add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is one), if any."""
+    return next((a for a in argv if a in SUBCOMMANDS), None)
+
+
+def _load(name: str):  # noqa: ANN202  (a module)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:  # subcommand not built into this install
+            return None
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv, load_all=False)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
