@@ -65,3 +65,42 @@ def test_enroll_saves_private_credentials(tmp_path: Path, server, capsys):
                  "--user-token-file", str(token_file), "--cafile", server.cafile,
                  "--state", str(tmp_path / "other")]) == 2  # fmt: skip
     assert "already" in capsys.readouterr().err
+
+
+def test_offline_run_keeps_its_state_private_and_reserves_seqs(
+    tmp_path: Path, vault, tiny_checkpoint: Path, talking_face_clip: Path, capsys, monkeypatch
+):
+    monkeypatch.setenv("LIFEVEIL_VAULT_PASSPHRASE", PASSPHRASE)
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o755)  # made by hand, or by an older LifeVeil
+    args = ["--source", str(talking_face_clip), "--vault", str(vault.root), "--state", str(state)]
+    assert main(["device", "run", *args, "--model", str(tiny_checkpoint), "--offline"]) == 0
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in state.iterdir()) == ["outbox.sqlite", "sequence.json"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in state.iterdir())
+    capsys.readouterr()
+    assert main(["device", "status", "--state", str(state), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["seq_reserved"] > status["outbox"]["next_seq"] == 8  # reserved ahead of use
+    assert status["outbox"]["conflicted"] == 0
+
+
+def test_requeue_without_an_outbox_is_one_line_error(tmp_path: Path, capsys):
+    assert main(["device", "requeue-conflicts", "--state", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no outbox here" in err
+
+
+def test_unusable_state_folder_is_one_line_error(
+    tmp_path: Path, vault, tiny_checkpoint: Path, talking_face_clip: Path, capsys, monkeypatch
+):
+    monkeypatch.setenv("LIFEVEIL_VAULT_PASSPHRASE", PASSPHRASE)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(
+        ["device", "run", "--source", str(talking_face_clip), "--vault", str(vault.root),
+         "--state", str(blocker / "state"), "--model", str(tiny_checkpoint), "--offline"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--state folder you own" in err

@@ -3,7 +3,8 @@
 ``source`` (PyAV decoding of files, V4L2 cameras, RTSP) -> ``segmenter`` (H.264 segments
 into the :mod:`lifeveil.vault`) and the :mod:`lifeveil.privatizer` -> ``outbox`` (durable
 SQLite queue with persistent sequence numbers) -> :mod:`lifeveil.transport` uplink.
-``agent`` wires them together; ``identity`` enrols a device; ``cli`` is ``lifeveil device``.
+``agent`` wires them together; ``identity`` enrols a device; ``sequence`` keeps the
+high-water mark of its sequence numbers beside the token; ``cli`` is ``lifeveil device``.
 
 Device code never imports :mod:`lifeveil.server`: a camera carries only what it needs to
 send z, and the dependency arrow points one way.
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from lifeveil.device.config import DeviceConfig
     from lifeveil.device.identity import DeviceIdentity, enroll, load_identity, save_identity
     from lifeveil.device.outbox import Outbox, OutboxStats, SourceState
+    from lifeveil.device.sequence import SequenceMark
     from lifeveil.device.source import Sampler, SourceSpec, parse_source
     from lifeveil.device.status import device_status
 
@@ -32,6 +34,7 @@ _WHERE = {
     "config": ("DeviceConfig",),
     "identity": ("DeviceIdentity", "enroll", "load_identity", "save_identity"),
     "outbox": ("Outbox", "OutboxStats", "SourceState"),
+    "sequence": ("SequenceMark",),
     "source": ("Sampler", "SourceSpec", "parse_source"),
     "status": ("device_status",),
 }
@@ -43,6 +46,7 @@ __all__ = [
     "Outbox",
     "OutboxStats",
     "Sampler",
+    "SequenceMark",
     "SourceReport",
     "SourceSpec",
     "SourceState",

@@ -1,8 +1,16 @@
 """``lifeveil device ...``: enroll a device, run the agent, inspect its outbox and vault.
 
 The device keeps its state in ``--state DIR`` (default ``$LIFEVEIL_DEVICE_DIR`` or
-``.lifeveil/device``): ``device.json`` (identity and token, from ``enroll``) and
-``outbox.sqlite`` (z waiting for the server). Raw video goes only to the encrypted vault
+``.lifeveil/device``; made 0700, every file in it 0600): ``device.json`` (identity and token,
+from ``enroll``, plus the high-water mark of the device's sequence numbers) and
+``outbox.sqlite`` (z waiting for the server). Deleting the outbox loses only the z still in
+it: the agent continues above the mark kept in ``device.json`` (``sequence.json`` when the
+token is a bare token file), so the server never sees a sequence number twice. If it does
+anyway (``device.json`` restored from an old copy, or shared by two cameras), the server
+answers CONFLICT: the agent logs an ERROR, keeps the record, exits non-zero, and ``lifeveil
+device requeue-conflicts`` sends the kept records again under new numbers.
+
+Raw video goes only to the encrypted vault
 (``--vault DIR``, created with ``lifeveil vault init``); its secret comes from
 ``--key-file``, ``--passphrase-file`` or ``$LIFEVEIL_VAULT_PASSPHRASE``.
 
@@ -21,8 +29,10 @@ from typing import TYPE_CHECKING
 
 from lifeveil.device.config import DeviceConfig
 from lifeveil.device.identity import DeviceIdentity, enroll, load_identity, save_identity
-from lifeveil.device.status import IDENTITY_FILE, OUTBOX_FILE
-from lifeveil.errors import InputError, VaultKeyError
+from lifeveil.device.sequence import SequenceMark
+from lifeveil.device.status import IDENTITY_FILE, OUTBOX_FILE, SEQUENCE_FILE
+from lifeveil.errors import InputError, LifeVeilError, VaultKeyError
+from lifeveil.io import private_dir
 
 if TYPE_CHECKING:
     from lifeveil.device.outbox import Outbox
@@ -33,6 +43,10 @@ STATE_ENV = "LIFEVEIL_DEVICE_DIR"
 USER_TOKEN_ENV = "LIFEVEIL_USER_TOKEN"
 PASSPHRASE_ENV = "LIFEVEIL_VAULT_PASSPHRASE"
 DEFAULT_STATE = os.environ.get(STATE_ENV, ".lifeveil/device")
+
+
+class SequenceConflictError(LifeVeilError):
+    """The server refused records because it holds others under the same sequence numbers."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_enroll(sub)
     _add_run(sub)
     _add_status(sub)
+    _add_requeue(sub)
 
 
 def _state_option(p: argparse.ArgumentParser) -> None:
@@ -123,11 +138,30 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="outbox depth and counters, vault segments")
+    p = sub.add_parser(
+        "status",
+        help="outbox depth and counters, vault segments",
+        description="Exit code 0, or 1 when the outbox keeps z the server refused as sequence "
+        "conflicts (see requeue-conflicts).",
+    )
     _state_option(p)
     _vault_options(p, required=False)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_status)
+
+
+def _add_requeue(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "requeue-conflicts",
+        help="queue z the server refused as sequence conflicts again, under new seqs",
+        description="After a CONFLICT (the server holds a different record under a seq this "
+        "device used: its sequence numbers were reused), move the device to a fresh range of "
+        "sequence numbers and queue the kept records there; the next `device run` sends them. "
+        "Fix the cause first: each camera needs its own enrolment. Run it while no agent runs.",
+    )
+    _state_option(p)
+    p.add_argument("--token-file", type=Path, help="device.json the agent runs with, if elsewhere")
+    p.set_defaults(func=cmd_requeue_conflicts)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -135,6 +169,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     """``lifeveil device enroll``."""
     token = _read_secret(args.user_token_file, USER_TOKEN_ENV, "user token")
     identity = enroll(args.server, token, args.name, cafile=args.cafile)
+    _private_state(args.state)
     path = save_identity(identity, args.state / IDENTITY_FILE)
     print(f"enrolled device {identity.device!r} with {identity.server} (wire {identity.wire})")
     print(f"credentials saved to {path} (mode 0600; the server keeps only a hash of the token)")
@@ -157,7 +192,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     identity = None if args.offline else _identity(args)  # fail fast, before loading the model
     privatizer = Privatizer.load(args.model)
     uplink = None if identity is None else _uplink_config(identity, config)
-    outbox = Outbox(args.state / OUTBOX_FILE, privatizer.z_dim, keep_acked=args.keep_acked)
+    _private_state(args.state)
+    outbox = Outbox(
+        args.state / OUTBOX_FILE,
+        privatizer.z_dim,
+        keep_acked=args.keep_acked,
+        seq_mark=_sequence_mark(args),
+    )
     vault = Vault.open(args.vault, **_vault_secret(args))
     agent = DeviceAgent(
         config,
@@ -174,7 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         agent.run(sources, until_drained=args.until_drained, drain_timeout_s=args.drain_timeout)
         if not args.until_drained and agent.uplink is not None:
             print("sources done; uplink keeps running (Ctrl-C to stop)", flush=True)
-            while True:
+            while not outbox.session_conflicts:
                 agent.check_uplink()
                 time.sleep(0.5)
     finally:
@@ -182,11 +223,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         stats = outbox.stats()
         print(
             f"outbox: {stats.pending} pending, {stats.put} queued in total, {stats.stored} "
-            f"stored, {stats.duplicates} duplicate acks",
+            f"stored, {stats.duplicates} duplicate acks, {stats.conflicted} kept as conflicts",
             flush=True,
         )
         outbox.close()
         vault.close()
+    _raise_on_conflicts(outbox.session_conflicts, args)
+    return 0
+
+
+def cmd_requeue_conflicts(args: argparse.Namespace) -> int:
+    """``lifeveil device requeue-conflicts``."""
+    from lifeveil.device.outbox import Outbox
+    from lifeveil.device.status import device_status
+
+    summary = device_status(args.state)["outbox"]
+    if summary is None:
+        raise InputError(f"{args.state / OUTBOX_FILE}: no outbox here; check --state")
+    _private_state(args.state)
+    with Outbox(
+        args.state / OUTBOX_FILE, summary["z_dim"], seq_mark=_sequence_mark(args)
+    ) as outbox:
+        seqs = outbox.requeue_conflicts()
+    if not seqs:
+        print("no conflicted records in the outbox; nothing to requeue")
+    else:
+        print(
+            f"requeued {len(seqs)} conflicted z as seqs {seqs[0]}..{seqs[-1]}; "
+            "`lifeveil device run` sends them"
+        )
     return 0
 
 
@@ -195,9 +260,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from lifeveil.device.status import device_status
 
     status = device_status(args.state, args.vault, **(_vault_secret(args, required=False)))
+    failed = int(bool(status["outbox"] and status["outbox"]["conflicted"]))
     if args.json:
         print(json.dumps(status, indent=2))
-        return 0
+        return failed
     ob = status["outbox"]
     print(f"device: {status['device'] or '(not enrolled)'}  state: {status['state']}")
     if ob is None:
@@ -208,13 +274,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"stored, {ob['duplicates']} duplicate acks, {ob['conflicts']} conflicts, "
             f"{ob['refused']} refused; next seq {ob['next_seq']}"
         )
+        if ob["conflicted"]:
+            print(
+                f"error: {ob['conflicted']} z kept after sequence conflicts, not on the server "
+                f"- fix the cause, then run `lifeveil device requeue-conflicts --state "
+                f"{status['state']}`"
+            )
     vault = status["vault"]
     if vault is not None:
         detail = (
             f", {vault['seconds']:.1f} s, {vault['bytes']} B" if "seconds" in vault else " (locked)"
         )
         print(f"vault: {vault['segments']} segments{detail}")
-    return 0
+    return failed
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -225,6 +297,38 @@ def _device_config(args: argparse.Namespace) -> DeviceConfig:
         rate_hz=args.rate_hz,
         segment_s=args.segment_seconds,
         realtime=True if args.realtime else None,
+    )
+
+
+def _private_state(state: Path) -> Path:
+    """Create the state folder 0700, or make an existing one 0700 (it holds the token)."""
+    try:
+        return private_dir(state)
+    except OSError as exc:
+        raise InputError(
+            f"{state}: cannot create the device state folder or make it private "
+            f"({exc.strerror}); pass a --state folder you own"
+        ) from None
+
+
+def _sequence_mark(args: argparse.Namespace) -> SequenceMark:
+    """The mark follows the token: in its device.json, else in STATE/sequence.json."""
+    path = args.token_file or args.state / IDENTITY_FILE
+    try:
+        holds_identity = path.read_text().lstrip().startswith("{")
+    except OSError:
+        holds_identity = False
+    return SequenceMark(path if holds_identity else args.state / SEQUENCE_FILE)
+
+
+def _raise_on_conflicts(seqs: list[int], args: argparse.Namespace) -> None:
+    if not seqs:
+        return
+    shown = ", ".join(str(s) for s in seqs[:5]) + (", ..." if len(seqs) > 5 else "")
+    raise SequenceConflictError(
+        f"the server refused {len(seqs)} z of this run as sequence conflicts (seq {shown}); "
+        f"they are kept in {args.state / OUTBOX_FILE} - give each camera its own enrolment, "
+        f"then run `lifeveil device requeue-conflicts --state {args.state}` and run again"
     )
 
 

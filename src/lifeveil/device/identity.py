@@ -1,20 +1,22 @@
 """The device's server identity: enrolment with a user token, saved as a private JSON file.
 
 ``lifeveil device enroll`` registers the device in the user's tenant and writes
-``device.json`` (mode 0600) with the device name, its token (shown by the server only once),
-the server and uplink URLs, the server's wire format and the CA file to trust. ``lifeveil
-device run --token-file`` reads that file, or a plain file holding only a device token.
+``device.json`` (mode 0600, in a 0700 folder) with the device name, its token (shown by the
+server only once), the server and uplink URLs, the server's wire format and the CA file to
+trust. The agent later adds ``seq_reserved``, the high-water mark of the token's sequence
+numbers (see :mod:`lifeveil.device.sequence`). ``lifeveil device run --token-file`` reads
+that file, or a plain file holding only a device token.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lifeveil.device.sequence import MARK_KEY
 from lifeveil.errors import InputError
-from lifeveil.io import atomic_path
+from lifeveil.io import atomic_path, private_dir
 from lifeveil.transport.client import QueryClient
 from lifeveil.transport.frame import WireSpec
 from lifeveil.transport.protocol import UPLINK_PATH
@@ -51,13 +53,35 @@ class DeviceIdentity:
 
 
 def save_identity(identity: DeviceIdentity, path: str | Path) -> Path:
-    """Write the identity as JSON readable only by its owner, atomically."""
+    """Write the identity as JSON readable only by its owner (0600, folder 0700), atomically.
+
+    Re-saving the same token keeps its sequence high-water mark; a new token starts at 0.
+    """
     target = Path(path)
-    data = {"format": IDENTITY_FORMAT, **asdict(identity)}
-    with atomic_path(target) as tmp:
-        os.chmod(tmp, 0o600)  # it holds the device token
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    data: dict[str, object] = {"format": IDENTITY_FORMAT, **asdict(identity)}
+    mark = _saved_mark(target, identity.token)
+    if mark is not None:
+        data[MARK_KEY] = mark
+    try:
+        private_dir(target.parent)
+        with atomic_path(target, private=True) as tmp:  # it holds the device token
+            tmp.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise InputError(
+            f"{target}: cannot save the device credentials ({exc.strerror}); use a folder you own"
+        ) from None
     return target
+
+
+def _saved_mark(path: Path, token: str) -> object | None:
+    """The sequence mark already saved in ``path`` for the same token, if any."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(saved, dict) and saved.get("token") == token:
+        return saved.get(MARK_KEY)
+    return None
 
 
 def load_identity(path: str | Path) -> DeviceIdentity:

@@ -6,9 +6,21 @@ before returning, so a power cut or a killed process loses nothing that ``put`` 
 and a restarted agent resumes its source where it stopped instead of queueing the same
 frames again under new sequence numbers.
 
-Sequence numbers are per outbox (one device): strictly increasing, never reused, persisted
-across restarts even when every record has been acked and deleted. The server deduplicates by
+Sequence numbers are per device: strictly increasing, never reused, persisted across
+restarts even when every record has been acked and deleted. The server deduplicates by
 ``(device, seq)``, so at-least-once delivery from here becomes exactly-once on the server.
+With a :class:`~lifeveil.device.sequence.SequenceMark` (the agent's ``device.json``), seqs
+are also reserved in blocks outside the database and every process starts at that mark, so a
+deleted, lost or restored-from-backup outbox never hands out a seq the server already holds.
+
+A ``CONFLICT`` ack (the server holds a different record under that seq: this device's sequence
+space was reused anyway, e.g. ``device.json`` restored from an old copy or shared by two
+cameras) is an error, never a drop: the record stays in the database marked as a conflict,
+:attr:`Outbox.session_conflicts` counts it, and :meth:`Outbox.requeue_conflicts` sends it
+again under seqs from a fresh epoch once the cause is fixed.
+
+Files: the folder is made 0700 and the database with its ``-wal`` and ``-shm`` files 0600
+before SQLite opens them (z is personal data even when privatized).
 
 The uplink contract (see :mod:`lifeveil.transport.uplink`): ``next_record`` hands out each
 pending record once per uplink session, oldest first; the uplink itself resends its in-flight
@@ -30,7 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lifeveil.device.sequence import SEQ_BLOCK, SequenceMark, next_epoch
 from lifeveil.errors import EgressRefusedError, InputError
+from lifeveil.io import private_dir, private_file
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import ZRecord
 
@@ -54,6 +68,8 @@ CREATE TABLE IF NOT EXISTS sources (
 );
 """
 REFUSED = -1  # status of a record the egress guard refused (never sent, kept for inspection)
+CONFLICTED = int(AckStatus.CONFLICT)  # status of a record kept after a CONFLICT ack
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -74,26 +90,48 @@ class OutboxStats:
     put: int  # records ever queued
     stored: int  # acked as newly stored by the server
     duplicates: int  # acked as already stored (a resend after a lost ack)
-    conflicts: int  # the server holds a different record under that seq
+    conflicts: int  # CONFLICT acks ever: the server holds a different record under that seq
     refused: int  # refused by the egress guard (never sent)
+    conflicted: int = 0  # records kept after a CONFLICT ack, waiting for requeue_conflicts()
 
 
 class Outbox:
     """SQLite-backed queue of z records for one device; safe to share with the uplink thread.
 
     Args:
-        path: database file (created with its folder if missing).
+        path: database file (created with its folder if missing; folder 0700, files 0600).
         z_dim: dimension of z; fixed at creation and checked on every open.
         keep_acked: keep acked records (marked with their ack status) instead of deleting
             them, for audits and tests; :meth:`history` returns them.
+        seq_mark: where seqs are reserved outside the database (the agent passes its
+            ``device.json``); None trusts the database alone (tests, notebooks).
+        seq_block: seqs reserved per write of ``seq_mark``.
     """
 
-    def __init__(self, path: str | Path, z_dim: int, *, keep_acked: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        z_dim: int,
+        *,
+        keep_acked: bool = False,
+        seq_mark: SequenceMark | None = None,
+        seq_block: int = SEQ_BLOCK,
+    ) -> None:
+        if seq_block < 1:
+            raise InputError(f"seq_block={seq_block} must be at least 1")
         self.path = Path(path)
         self.z_dim = z_dim
         self.keep_acked = keep_acked
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.seq_mark = seq_mark
+        self._seq_block = seq_block
         self._lock = threading.Lock()
+        try:
+            _make_private(self.path)
+        except OSError as exc:
+            raise InputError(
+                f"{self.path}: cannot create the outbox or make it private ({exc.strerror}); "
+                "use a state folder you own"
+            ) from None
         try:
             self._db = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=10.0
@@ -102,6 +140,9 @@ class Outbox:
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a usable outbox database ({exc})") from None
         self._cursor = -1  # highest seq handed out in this session
+        self.session_conflicts: list[int] = []  # seqs refused as CONFLICT since opening
+        if seq_mark is not None:
+            self._start_at_mark()
 
     # -- setup --------------------------------------------------------------------------
     def _configure(self) -> None:
@@ -125,6 +166,40 @@ class Outbox:
                 f"{self.path} holds z of dimension {stored['z_dim']} but the privatizer makes "
                 f"d={self.z_dim}; drain it with the old model or use a new state folder"
             )
+
+    def _start_at_mark(self) -> None:
+        """Continue above every seq the mark says may have been used, whatever this file says.
+
+        Starting each process at the mark (instead of trusting ``next_seq``) also covers an
+        outbox restored from an old copy; the price is a gap of at most a block per start.
+        """
+        assert self.seq_mark is not None
+        with self._lock, self._transaction():
+            mark = self.seq_mark.load()
+            used = int(self._meta("next_seq", "0") or 0)
+            if used == 0 and mark > 0:
+                log.warning(
+                    "outbox %s is new but %s shows seqs below %d may have been used; "
+                    "continuing at %d so that none is used twice",
+                    self.path,
+                    self.seq_mark.path,
+                    mark,
+                    mark,
+                )
+            self._set_meta({"next_seq": max(used, mark), "seq_reserved": max(used, mark)})
+
+    def _reserve(self, end: int) -> None:
+        """Make sure seqs below ``end`` are reserved in the mark file before they are used.
+
+        Caller holds the lock inside a transaction, so a failed write rolls the put back.
+        """
+        if self.seq_mark is None:
+            return
+        if end <= int(self._meta("seq_reserved", "0") or 0):
+            return
+        reserved = end + self._seq_block
+        self.seq_mark.raise_to(reserved)  # durable before any seq below it is committed
+        self._set_meta({"seq_reserved": reserved})
 
     def _set_meta(self, values: dict[str, object]) -> None:
         self._db.executemany(
@@ -201,6 +276,7 @@ class Outbox:
         with self._lock, self._transaction():
             first = int(self._meta("next_seq", "0") or 0)
             seqs = list(range(first, first + len(blobs)))
+            self._reserve(first + len(blobs))
             self._db.executemany(
                 "INSERT INTO records (seq, timestamp_us, z, queued_us) VALUES (?, ?, ?, ?)",
                 [(s, ts, blob, now_us) for s, (blob, ts) in zip(seqs, blobs, strict=True)],
@@ -254,13 +330,35 @@ class Outbox:
         return _record(row)
 
     def on_ack(self, seq: int, status: AckStatus) -> None:
-        """Uplink callback: the server holds ``seq``; forget it (or mark it, if keep_acked)."""
-        counter = {AckStatus.STORED: "stored", AckStatus.DUPLICATE: "duplicates"}.get(
-            status, "conflicts"
-        )
+        """Uplink callback: the server holds ``seq``; forget it (or mark it, if keep_acked).
+
+        A ``CONFLICT`` keeps the record (marked) and logs an ERROR: it was not stored.
+        """
         if status is AckStatus.CONFLICT:
-            log.warning("server holds a different record under seq %d; dropping ours", seq)
+            self._conflict(seq)
+            return
+        counter = "stored" if status is AckStatus.STORED else "duplicates"
         self._finish(seq, int(status), counter)
+
+    def _conflict(self, seq: int) -> None:
+        with self._lock, self._transaction():
+            cur = self._db.execute(
+                "UPDATE records SET status = ? WHERE seq = ? AND status IS NULL",
+                (CONFLICTED, seq),
+            )
+            if not cur.rowcount:
+                return
+            self._bump("conflicts", 1)
+        self.session_conflicts.append(seq)
+        log.error(
+            "outbox: the server already holds a different record under seq %d, so this z was "
+            "NOT stored; it is kept in %s. This device's sequence numbers were reused "
+            "(device.json restored from an old copy, or shared by two cameras): give each "
+            "camera its own enrolment, then run `lifeveil device requeue-conflicts` to send "
+            "the kept records under new seqs",
+            seq,
+            self.path,
+        )
 
     def on_refused(self, record: object, exc: EgressRefusedError) -> None:
         """Uplink callback: the egress guard refused a record; keep it out of the queue."""
@@ -290,6 +388,39 @@ class Outbox:
         with self._lock:
             self._cursor = -1
 
+    def requeue_conflicts(self) -> list[int]:
+        """Queue every record kept after a CONFLICT again, under seqs of a fresh epoch.
+
+        A conflict means some earlier life of this device used seqs this outbox did not know
+        about, up to an unknown bound; so the device moves on to the next multiple of
+        :data:`~lifeveil.device.sequence.SEQ_EPOCH` (millennia of records ahead), for these
+        records and every later one. Run it while no agent uses the outbox. Returns the new
+        seqs, in the old order.
+        """
+        with self._lock, self._transaction():
+            old = [
+                int(r[0])
+                for r in self._db.execute(
+                    "SELECT seq FROM records WHERE status = ? ORDER BY seq", (CONFLICTED,)
+                )
+            ]
+            if not old:
+                return []
+            used = int(self._meta("next_seq", "0") or 0)
+            reserved = int(self._meta("seq_reserved", "0") or 0)
+            first = next_epoch(max(used, reserved, old[-1]))
+            new = list(range(first, first + len(old)))
+            self._reserve(new[-1] + 1)
+            self._db.executemany(
+                "UPDATE records SET seq = ?, status = NULL WHERE seq = ?",
+                list(zip(new, old, strict=True)),
+            )
+            self._set_meta({"next_seq": new[-1] + 1})
+        log.info(
+            "outbox: requeued %d conflicted record(s) as seqs %d..%d", len(new), first, new[-1]
+        )
+        return new
+
     # -- inspection ---------------------------------------------------------------------
     def pending(self) -> int:
         """Records queued and not yet acked (or refused)."""
@@ -305,11 +436,15 @@ class Outbox:
             pending = self._db.execute(
                 "SELECT COUNT(*) FROM records WHERE status IS NULL"
             ).fetchone()[0]
+            conflicted = self._db.execute(
+                "SELECT COUNT(*) FROM records WHERE status = ?", (CONFLICTED,)
+            ).fetchone()[0]
         count = {k: int(meta.get(k, 0)) for k in ("put", "stored", "duplicates", "conflicts")}
         return OutboxStats(
             next_seq=int(meta.get("next_seq", 0)),
             pending=int(pending),
             refused=int(meta.get("refused", 0)),
+            conflicted=int(conflicted),
             **count,
         )
 
@@ -348,6 +483,20 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def _make_private(db_path: Path) -> None:
+    """Folder 0700; database and any SQLite side files 0600, before SQLite opens them.
+
+    SQLite creates its -wal and -shm files with the database file's mode, so a 0600 database
+    keeps them private too; side files left by an older version are fixed here.
+    """
+    private_dir(db_path.parent)
+    private_file(db_path)
+    for suffix in SQLITE_SIDE_FILES:
+        side = db_path.with_name(db_path.name + suffix)
+        if side.exists():
+            private_file(side)
 
 
 def _record(row: tuple[int, int, bytes]) -> ZRecord:

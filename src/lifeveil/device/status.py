@@ -8,10 +8,12 @@ from typing import Any
 
 from lifeveil.device.identity import load_identity
 from lifeveil.device.segmenter import SEGMENT_KIND
+from lifeveil.device.sequence import SequenceMark
 from lifeveil.errors import InputError
 
 IDENTITY_FILE = "device.json"
 OUTBOX_FILE = "outbox.sqlite"
+SEQUENCE_FILE = "sequence.json"  # the sequence mark when there is no device.json
 
 
 def device_status(
@@ -26,6 +28,7 @@ def device_status(
     return {
         "state": str(state),
         "device": _device_name(state / IDENTITY_FILE),
+        "seq_reserved": _seq_reserved(state),
         "outbox": _outbox_summary(state / OUTBOX_FILE),
         "vault": None if vault is None else _vault_summary(Path(vault), secret),
     }
@@ -40,13 +43,29 @@ def _device_name(path: Path) -> str | None:
         return None
 
 
+def _seq_reserved(state: Path) -> int | None:
+    """The sequence high-water mark kept beside the token, if any."""
+    marks = []
+    for name in (IDENTITY_FILE, SEQUENCE_FILE):
+        try:
+            marks.append(SequenceMark(state / name).load())
+        except InputError:
+            continue
+    return max(marks, default=0) or None
+
+
 def _outbox_summary(path: Path) -> dict[str, int] | None:
     if not path.is_file():
         return None
+    from lifeveil.device.outbox import CONFLICTED  # numpy and the wire format: only when needed
+
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # never blocks or changes the agent
     try:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         pending = db.execute("SELECT COUNT(*) FROM records WHERE status IS NULL").fetchone()[0]
+        conflicted = db.execute(
+            "SELECT COUNT(*) FROM records WHERE status = ?", (CONFLICTED,)
+        ).fetchone()[0]
     except sqlite3.OperationalError:  # the agent is creating it right now
         return None
     finally:
@@ -54,6 +73,7 @@ def _outbox_summary(path: Path) -> dict[str, int] | None:
     summary = {k: int(meta.get(k, 0)) for k in ("put", "stored", "duplicates", "conflicts")}
     summary.update(
         pending=int(pending),
+        conflicted=int(conflicted),
         refused=int(meta.get("refused", 0)),
         next_seq=int(meta.get("next_seq", 0)),
         z_dim=int(meta.get("z_dim", 0)),
