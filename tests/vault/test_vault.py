@@ -307,13 +307,16 @@ def test_delete_crypto_shreds_the_segment_key(
     with pytest.raises(SegmentNotFoundError):
         vault.open_segment(gone)
 
-    # Putting the ciphertext back does not resurrect it: with no key it is just removed.
+    # Putting the ciphertext back does not resurrect it: with no key it is quarantined, and
+    # adopt cannot bring it back.
     shutil.copyfile(ciphertext_copy, segment_path(vault, gone))
     vault.close()
     with Vault.open(vault_dir, passphrase=PASSPHRASE) as again:
         assert [s.segment_id for s in again.list()] == [keep]
-        assert any(gone in note for note in again.recovered)
+        assert any(gone in note and "quarantine" in note for note in again.recovered)
         assert not segment_path(again, gone).exists()
+        report = again.adopt()
+        assert report.adopted == () and "key row is gone" in report.kept[0]
         with pytest.raises(SegmentNotFoundError):
             again.export(gone, tmp_path / "x")
 
@@ -343,7 +346,8 @@ def test_retention_with_injected_clock(vault: Vault, clock: FakeClock) -> None:
 # ---- crash recovery (simulated here; real kills in test_vault_crash.py) ----------------------
 
 
-def test_leftovers_are_removed_on_open_and_reported(vault: Vault, vault_dir: Path) -> None:
+def test_leftovers_are_handled_on_open_and_reported(vault: Vault, vault_dir: Path) -> None:
+    """A temp file is provably garbage and removed; an unknown segment file is quarantined."""
     keep = _ingest_bytes(vault, b"k" * 7000)
     vault.close()
     part = vault_dir / "tmp" / f"{'ab' * 16}.lvs.part"
@@ -352,9 +356,13 @@ def test_leftovers_are_removed_on_open_and_reported(vault: Vault, vault_dir: Pat
     orphan.write_bytes(b"renamed but never committed")
     with Vault.open(vault_dir, passphrase=PASSPHRASE) as again:
         assert not part.exists() and not orphan.exists()
+        assert (
+            vault_dir / "quarantine" / orphan.name
+        ).read_bytes() == b"renamed but never committed"
         report = again.verify()
         assert report.ok and report.checked == 1
         assert len(report.recovered) == 2
+        assert report.quarantined == (orphan.name,)
         assert [s.segment_id for s in again.list()] == [keep]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,102 @@ def test_cli_key_file_mode_and_stdin(tmp_path: Path, monkeypatch, capsys) -> Non
 
     code, _, err = _run(["vault", "list", "--vault", str(root)], capsys)
     _one_line_error(code, err, "no passphrase")  # stdin is not a terminal: no prompt
+
+
+# ---- index rollback, quarantine, adopt and purge (issue 9) ----------------------------------
+
+
+def _all_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def rolled_back_cli(cli_vault: Path, tmp_path: Path, capsys) -> tuple[Path, str]:
+    """`cp vault/index.sqlite old; vault ingest f; cp old vault/index.sqlite` (the repro).
+
+    Returns the newer index copy and the id of the segment only it knows."""
+    first, second = tmp_path / "a.bin", tmp_path / "f.bin"
+    first.write_bytes(b"first" * 1000)
+    second.write_bytes(b"second" * 1000)
+    assert main(["vault", "ingest", str(first)]) == 0
+    shutil.copyfile(cli_vault / "index.sqlite", tmp_path / "old.sqlite")
+    assert main(["vault", "ingest", str(second)]) == 0
+    new_id = capsys.readouterr().out.splitlines()[-1].split()[0]
+    shutil.copyfile(cli_vault / "index.sqlite", tmp_path / "new.sqlite")
+    shutil.copyfile(tmp_path / "old.sqlite", cli_vault / "index.sqlite")
+    return tmp_path / "new.sqlite", new_id
+
+
+def test_cli_rollback_repro_keeps_every_file_and_warns(
+    cli_vault: Path, rolled_back_cli: tuple[Path, str], capsys
+) -> None:
+    _, new_id = rolled_back_cli
+    before = _all_files(cli_vault)
+    code, out, err = _run(["vault", "list"], capsys)
+    assert code == 0 and out.splitlines()[-1].startswith("1 segment(s)")
+    after = _all_files(cli_vault)
+    assert len(after) == len(before)  # the issue: 4 files became 3
+    assert f"quarantine/{new_id}.lvs" in after and f"segments/{new_id}.lvs" in before
+    warnings = err.splitlines()
+    assert len(warnings) == 2 and all(w.startswith("lifeveil vault: warning: ") for w in warnings)
+    assert "index.sqlite was rolled back: it is at change 1 but this vault reached change 2" in err
+    assert "1 segment file(s) in quarantine/ are not in index.sqlite (kept, not deleted)" in err
+
+    code, out, err = _run(["vault", "list", "--json"], capsys)
+    assert len(json.loads(out)) == 1 and "rolled back" in err  # stdout stays JSON
+
+    code, out, err = _run(["vault", "verify"], capsys)
+    assert code != 0 and f"QUARANTINED: quarantine/{new_id}.lvs" in out
+    assert err.splitlines()[-1].startswith("lifeveil vault: error: 1 segment(s) decrypted")
+    assert "not the vault's latest state" in err.splitlines()[-1]
+
+
+def test_cli_adopt_from_the_newer_index(
+    cli_vault: Path, rolled_back_cli: tuple[Path, str], capsys
+) -> None:
+    newer, new_id = rolled_back_cli
+    code, out, _ = _run(["vault", "adopt"], capsys)
+    assert code == 0 and "key row is gone" in out and "0 adopted, 1 still in quarantine" in out
+    code, out, err = _run(["vault", "adopt", "--from-index", str(newer)], capsys)
+    assert code == 0 and f"adopted {new_id}" in out and "accepted" in out and err == ""
+    code, out, err = _run(["vault", "list"], capsys)
+    assert out.splitlines()[-1].startswith("2 segment(s)") and err == ""
+    code, out, err = _run(["vault", "verify"], capsys)
+    assert code == 0 and "OK: 2 segment(s)" in out and err == ""
+
+
+def test_cli_purge_needs_yes_without_a_terminal(
+    cli_vault: Path, rolled_back_cli: tuple[Path, str], capsys
+) -> None:
+    _, new_id = rolled_back_cli
+    _run(["vault", "list"], capsys)  # quarantines
+    code, _, err = _run(["vault", "purge"], capsys)
+    _one_line_error(code, err, "pass --yes to confirm")
+    assert (cli_vault / "quarantine" / f"{new_id}.lvs").exists()
+    code, out, err = _run(["vault", "purge", "--yes"], capsys)
+    assert code == 0 and f"purged quarantine/{new_id}.lvs" in out and err == ""
+    assert not (cli_vault / "quarantine" / f"{new_id}.lvs").exists()
+    code, _, err = _run(["vault", "verify"], capsys)
+    assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize(("answer", "purged"), [("n", False), ("y", True)])
+def test_cli_purge_asks_on_a_terminal(
+    cli_vault: Path,
+    rolled_back_cli: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+    answer: str,
+    purged: bool,
+) -> None:
+    _, new_id = rolled_back_cli
+    _run(["vault", "list"], capsys)
+    asked = []
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or answer)
+    code, _, err = _run(["vault", "purge", new_id[:8]], capsys)
+    assert "Delete 1 quarantined file(s)" in asked[0] and "cannot be undone" in asked[0]
+    assert (code == 0) is purged
+    assert (cli_vault / "quarantine" / f"{new_id}.lvs").exists() is not purged
+    if not purged:
+        _one_line_error(code, err, "purge cancelled; nothing was deleted")

@@ -6,6 +6,8 @@ construction from the documented layout with raw AES-GCM / Argon2id / HKDF.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 
 import pytest
@@ -18,13 +20,18 @@ from lifeveil.errors import VaultError, VaultIntegrityError
 from lifeveil.vault.format import (
     KEYSLOT_SIZE,
     SEGMENT_HEADER_SIZE,
+    STATE_SIZE,
     ChunkSealer,
+    IndexState,
     Keyslot,
     SegmentHeader,
     chunk_lengths,
+    row_tag,
+    xor_bytes,
 )
 from lifeveil.vault.keys import (
     KdfParams,
+    index_state_key,
     make_keyslot,
     seal_metadata,
     segment_wrap_key,
@@ -62,6 +69,12 @@ GOLDEN_WRAPPED_KEY = (
     "52346ff277b835d878a778d3e67246cc55"
 )
 GOLDEN_SEALED_META = "6d6d6d6d6d6d6d6d6d6d6d6d9e780a2994c88f9be1ec645edeba9f968057c39df86925"
+GOLDEN_ROW_TAG = "dd328f24a4fa43061decffe06c597d4d39adecdc4b7e959a6860f816ec49774c"
+GOLDEN_STATE = (
+    "4c56535441544500014242424242424242424242424242424200000000000000070000000000000003dd328f"
+    "24a4fa43061decffe06c597d4d39adecdc4b7e959a6860f816ec49774cc6b536d49a8ed0b93dce70e2bc0f47"
+    "34a5f1b0d948e8f18cb9ce9ffcd63f283e"
+)
 
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
@@ -164,6 +177,35 @@ def test_wrapped_segment_key_and_metadata_golden_bytes() -> None:
     assert sealed.hex() == GOLDEN_SEALED_META
     meta_aad = b"LVMETA\x01" + VAULT_ID + SEGMENT_ID
     assert sealed[12:] == AESGCM(KEY).encrypt(b"\x6d" * 12, b'{"a":1}', meta_aad)
+
+
+def test_index_state_golden_bytes() -> None:
+    state_key = index_state_key(MASTER, VAULT_ID)
+    assert state_key == _hkdf(MASTER, VAULT_ID, b"lifeveil/vault/v1/index-state")
+    wrapped = b"\x57" * 60
+    tag = row_tag(state_key, SEGMENT_ID, wrapped)
+    assert tag.hex() == GOLDEN_ROW_TAG
+    assert tag == hmac.digest(state_key, b"LVROW\x01" + SEGMENT_ID + wrapped, hashlib.sha256)
+
+    state = IndexState(VAULT_ID, 7, 3, tag)
+    data = state.to_bytes(state_key)
+    assert len(data) == STATE_SIZE == 105 and data.hex() == GOLDEN_STATE
+    body = b"LVSTATE\x00\x01" + VAULT_ID + struct.pack(">QQ", 7, 3) + tag
+    assert data == body + hmac.digest(state_key, body, hashlib.sha256)
+    assert IndexState.from_bytes(data, state_key, VAULT_ID) == state
+    assert xor_bytes(tag, tag) == bytes(32)  # removing a row undoes adding it
+
+
+def test_index_state_rejects_forgery_and_other_vaults() -> None:
+    state_key = index_state_key(MASTER, VAULT_ID)
+    data = bytearray.fromhex(GOLDEN_STATE)
+    data[32] ^= 1  # generation
+    with pytest.raises(VaultIntegrityError, match="failed authentication"):
+        IndexState.from_bytes(bytes(data), state_key, VAULT_ID)
+    with pytest.raises(VaultIntegrityError, match="failed authentication"):
+        IndexState.from_bytes(bytes.fromhex(GOLDEN_STATE), state_key, b"\x43" * 16)
+    with pytest.raises(VaultIntegrityError, match="not a LifeVeil index state"):
+        IndexState.from_bytes(b"garbage", state_key, VAULT_ID)
 
 
 def test_headers_reject_wrong_magic_version_and_sizes() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 from lifeveil.vault import KdfParams, Vault
@@ -36,3 +37,26 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 def segment_path(vault: Vault, segment_id: str) -> Path:
     """Where the encrypted file of a segment lives."""
     return vault.root / "segments" / f"{segment_id}.lvs"
+
+
+def copy_index(root: Path, dest: Path) -> Path:
+    """Copy ``index.sqlite`` of a closed vault (a backup); returns ``dest``."""
+    shutil.copyfile(root / "index.sqlite", dest)
+    return dest
+
+
+def restore_index(copy: Path, root: Path) -> None:
+    """Put an index copy back into a closed vault, as a user restoring a backup would."""
+    for suffix in ("-wal", "-shm"):
+        (root / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(copy, root / "index.sqlite")
+
+
+def segment_files(root: Path) -> list[str]:
+    """Every segment file of the vault, wherever it is, as 'folder/name'."""
+    return sorted(
+        f"{p.parent.name}/{p.name}"
+        for folder in ("segments", "quarantine", "tmp")
+        if (root / folder).is_dir()
+        for p in (root / folder).iterdir()
+    )

@@ -3,6 +3,8 @@
 Typical use by the device agent::
 
     vault = Vault.open(root, key_file=key_path)
+    for line in vault.warnings():  # e.g. an older index.sqlite restored, files in quarantine
+        log.warning(line)
     with vault.open_writer(SegmentMetadata(source_name="cam0")) as segment:
         for packet in recorder:
             segment.write(packet)
@@ -10,6 +12,8 @@ Typical use by the device agent::
 """
 
 from lifeveil.vault.keys import KdfParams, generate_key_file
+from lifeveil.vault.quarantine import AdoptReport, PurgeReport, QuarantinedFile
+from lifeveil.vault.rollback import IndexCheck, IndexRollbackError
 from lifeveil.vault.vault import (
     DEFAULT_CHUNK_SIZE,
     SegmentInfo,
@@ -21,7 +25,12 @@ from lifeveil.vault.vault import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "AdoptReport",
+    "IndexCheck",
+    "IndexRollbackError",
     "KdfParams",
+    "PurgeReport",
+    "QuarantinedFile",
     "SegmentInfo",
     "SegmentMetadata",
     "SegmentWriter",

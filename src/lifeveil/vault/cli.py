@@ -2,7 +2,8 @@
 
 The vault folder comes from ``--vault DIR`` or ``$LIFEVEIL_VAULT``. The secret is a key file
 (``--key-file``) or a passphrase from ``--passphrase-file``, ``$LIFEVEIL_VAULT_PASSPHRASE``
-or an interactive prompt, in that order.
+or an interactive prompt, in that order. Warnings about the vault (an index rolled back,
+files in quarantine) go to stderr, one line each, so ``list --json`` stays parseable.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from lifeveil.errors import VaultError, VaultIntegrityError, VaultKeyError
 from lifeveil.vault.keys import KdfParams, generate_key_file
+from lifeveil.vault.rollback import IndexRollbackError
 from lifeveil.vault.vault import DEFAULT_CHUNK_SIZE, SegmentInfo, SegmentMetadata, Vault
 
 VAULT_ENV = "LIFEVEIL_VAULT"
@@ -42,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_delete(actions, common)
     _add_retention(actions, common)
     _add_verify(actions, common)
+    _add_adopt(actions, common)
+    _add_purge(actions, common)
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -158,6 +162,43 @@ def _add_verify(actions: argparse._SubParsersAction, common: argparse.ArgumentPa
     p.set_defaults(func=run_verify)
 
 
+def _add_adopt(actions: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = actions.add_parser(
+        "adopt",
+        parents=[common],
+        help="put quarantined segment files back into the vault",
+        description="Re-register quarantined segment files whose key is in index.sqlite or in "
+        "another copy of it (--from-index) and that decrypt and authenticate in full. Files "
+        "whose key is gone stay quarantined. With nothing left in quarantine, the index is "
+        "accepted as the vault's state (clears an index rollback warning).",
+    )
+    p.add_argument(
+        "--from-index",
+        metavar="FILE",
+        help="another copy of this vault's index.sqlite (e.g. the newer one) to take keys from",
+    )
+    p.set_defaults(func=run_adopt)
+
+
+def _add_purge(actions: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = actions.add_parser(
+        "purge",
+        parents=[common],
+        help="delete quarantined segment files (irreversible)",
+        description="Delete files from the vault's quarantine/ for good. Asks for confirmation "
+        "on a terminal; elsewhere pass --yes. With nothing left in quarantine, the index is "
+        "accepted as the vault's state (clears an index rollback warning).",
+    )
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="NAME",
+        help="quarantined file names or segment id prefixes (default: all)",
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=run_purge)
+
+
 # ---- secrets --------------------------------------------------------------------------------
 
 
@@ -203,8 +244,16 @@ def _secret(args: argparse.Namespace, *, confirm: bool = False) -> dict[str, obj
     return {"passphrase": _read_passphrase(args, confirm=confirm)}
 
 
-def _open(args: argparse.Namespace, **options: object) -> Vault:
-    return Vault.open(_vault_dir(args), **_secret(args), **options)  # type: ignore[arg-type]
+def _open(args: argparse.Namespace, *, warn: bool = True, **options: object) -> Vault:
+    vault = Vault.open(_vault_dir(args), **_secret(args), **options)  # type: ignore[arg-type]
+    if warn:
+        _print_warnings(vault.warnings())
+    return vault
+
+
+def _print_warnings(lines: list[str] | tuple[str, ...]) -> None:
+    for line in lines:
+        print(f"lifeveil vault: warning: {line}", file=sys.stderr)
 
 
 # ---- actions --------------------------------------------------------------------------------
@@ -291,20 +340,78 @@ def run_retention(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """``lifeveil vault verify``; fails (non-zero) if any segment is damaged."""
-    with _open(args) as vault:
+    """``lifeveil vault verify``; fails (non-zero) if any segment is damaged or the index is
+    rolled back or altered. Quarantined files alone are warnings."""
+    with _open(args, warn=False) as vault:
         report = vault.verify()
     for note in report.recovered:
         print(f"recovered: {note}")
+    for name in report.quarantined:
+        print(f"QUARANTINED: quarantine/{name}")
     for problem in report.problems:
         print(f"DAMAGED: {problem}")
-    if not report.ok:
+    _print_warnings(report.warnings)
+    if report.problems:
+        index = "" if report.index_ok else "; index.sqlite is not the vault's latest state either"
         raise VaultIntegrityError(
             f"{len(report.problems)} of {report.checked} segment(s) failed verification "
-            "(listed above); the others are intact"
+            f"(listed above); the others are intact{index}"
+        )
+    if not report.index_ok:
+        raise IndexRollbackError(
+            f"{report.checked} segment(s) decrypted and authenticated, but index.sqlite is not "
+            "the vault's latest state (warning above): put the newer index.sqlite back, or "
+            "settle with `lifeveil vault adopt` and `lifeveil vault purge`"
         )
     print(f"OK: {report.checked} segment(s) decrypted and authenticated")
     return 0
+
+
+def run_adopt(args: argparse.Namespace) -> int:
+    """``lifeveil vault adopt``."""
+    with _open(args, warn=False) as vault:
+        report = vault.adopt(args.from_index)
+        remaining = vault.warnings()
+    for segment_id in report.adopted:
+        print(f"adopted {segment_id}")
+    for reason in report.kept:
+        print(f"kept: {reason}")
+    if report.settled:
+        print("index.sqlite accepted as the vault's state (the rollback warning is cleared)")
+    print(f"{len(report.adopted)} adopted, {len(report.kept)} still in quarantine")
+    _print_warnings(remaining)
+    return 0
+
+
+def run_purge(args: argparse.Namespace) -> int:
+    """``lifeveil vault purge``; destructive, so it asks (or needs --yes)."""
+    with _open(args, warn=False) as vault:
+        chosen = vault.select_quarantined(args.files or None)
+        if chosen and not args.yes:
+            _confirm_purge(len(chosen), sum(f.size for f in chosen))
+        report = vault.purge([f.path.name for f in chosen])
+        remaining = vault.warnings()
+    for name in report.purged:
+        print(f"purged quarantine/{name}")
+    for reason in report.kept:
+        print(f"kept: {reason}")
+    if report.settled:
+        print("index.sqlite accepted as the vault's state (the rollback warning is cleared)")
+    print(f"{len(report.purged)} purged, {len(report.kept)} kept")
+    _print_warnings(remaining)
+    return 0
+
+
+def _confirm_purge(count: int, size: int) -> None:
+    what = f"{count} quarantined file(s) ({_size(size)})"
+    if not sys.stdin.isatty():
+        raise VaultError(
+            f"purge would delete {what} for good: pass --yes to confirm (stdin is not a "
+            "terminal, so it cannot ask)"
+        )
+    answer = input(f"Delete {what} for good? This cannot be undone. [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise VaultError("purge cancelled; nothing was deleted")
 
 
 # ---- formatting -----------------------------------------------------------------------------

@@ -10,6 +10,10 @@ Folder layout::
     <root>/index.sqlite           segment index (SQLite, WAL): wrapped segment keys + metadata
     <root>/segments/<id>.lvs      one encrypted segment per file; <id> = 32 lowercase hex chars
     <root>/tmp/<id>.lvs.part      segments being written; never referenced by the index
+    <root>/index.state            the index state last committed (105 bytes, below)
+    <root>/quarantine/<id>.lvs    segment files the index did not know when the vault was
+                                  opened (kept for ``adopt`` or ``purge``, never deleted
+                                  silently); a second copy of the same id is <id>.<n>.lvs
 
 Keyslot (``vault.key``, 114 bytes)::
 
@@ -43,6 +47,27 @@ wrapped key (crypto-shredding) leaves the ciphertext undecryptable even for some
 the master key. Metadata (``sealed_meta``) is sealed the same way under the *segment* key with
 AD = b"LVMETA" || version || vault id || segment id, so it is shredded together with the data.
 
+Index state (``index.state``, and the same bytes in ``index.sqlite``, table ``vault``, key
+``'state'``, 105 bytes)::
+
+    off len
+      0   8  magic b"LVSTATE\x00"
+      8   1  format version = 1
+      9  16  vault id
+     25   8  generation: committed changes to the set of segments (insert, delete, adopt)
+     33   8  unsettled rollback: the generation the vault had reached when changes were first
+             made on an older index, 0 if none (cleared by ``adopt`` / ``purge``)
+     41  32  digest: XOR over all segments of HMAC-SHA256(state key,
+             b"LVROW" || version || segment id (16) || wrapped key (60)); zeros when empty
+     73  32  HMAC-SHA256(state key, bytes 0..72)
+
+    state key = HKDF-SHA256(master key, salt = vault id, info = b"lifeveil/vault/v1/index-state")
+
+The index copy is written in the same SQLite transaction as the change it describes; the file
+copy is written after that transaction commits and is never lowered, so without a rollback the
+file's generation is at most the index's. An index whose generation is below the file's is an
+older copy put back in place (see ``lifeveil.vault.rollback``).
+
 Segment file (``<id>.lvs``): a 36-byte header, then chunks::
 
     off len
@@ -66,6 +91,8 @@ segments fail authentication.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 
@@ -77,6 +104,8 @@ from lifeveil.errors import VaultError, VaultIntegrityError
 FORMAT_VERSION = 1
 KEYSLOT_MAGIC = b"LVVAULT\x00"
 SEGMENT_MAGIC = b"LVSEG\x00"
+STATE_MAGIC = b"LVSTATE\x00"
+ROW_LABEL = b"LVROW"
 SEGMENT_KEY_LABEL = b"LVSKEY"
 METADATA_LABEL = b"LVMETA"
 
@@ -93,12 +122,17 @@ TAG_BYTES = 16
 WRAPPED_KEY_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES
 MAX_CHUNK_SIZE = 1 << 24
 MAX_CHUNKS = 1 << 32
+DIGEST_BYTES = 32
+EMPTY_DIGEST = bytes(DIGEST_BYTES)
 
 _KEYSLOT = struct.Struct(">8sBB16s16sIII12s48s")
 _KEYSLOT_AAD_END = 54
 _SEGMENT_HEADER = struct.Struct(">6sBB16sI8s")
+_STATE = struct.Struct(">8sB16sQQ32s32s")
+_STATE_MAC_END = 73
 KEYSLOT_SIZE = _KEYSLOT.size
 SEGMENT_HEADER_SIZE = _SEGMENT_HEADER.size
+STATE_SIZE = _STATE.size
 
 
 def _check_version(what: str, version: int) -> None:
@@ -197,6 +231,59 @@ class SegmentHeader:
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise VaultIntegrityError(f"segment header has invalid chunk size {chunk_size}")
         return cls(segment_id, chunk_size, prefix, cipher)
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """What the index looked like after a committed change; authenticated by a MAC."""
+
+    vault_id: bytes
+    generation: int  # committed changes to the set of segments since ``init``
+    unsettled_rollback: int  # vault generation an older index was found behind, 0 if none
+    digest: bytes  # XOR of ``row_tag`` over all segments
+
+    def to_bytes(self, state_key: bytes) -> bytes:
+        """The 105 bytes of ``index.state``, MAC included."""
+        body = _STATE.pack(
+            STATE_MAGIC,
+            FORMAT_VERSION,
+            self.vault_id,
+            self.generation,
+            self.unsettled_rollback,
+            self.digest,
+            bytes(DIGEST_BYTES),
+        )[:_STATE_MAC_END]
+        return body + hmac.digest(state_key, body, hashlib.sha256)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, state_key: bytes, vault_id: bytes) -> IndexState:
+        """Parse and authenticate; raises VaultIntegrityError naming what is wrong."""
+        if len(data) != STATE_SIZE or not data.startswith(STATE_MAGIC):
+            raise VaultIntegrityError(
+                f"not a LifeVeil index state (expected {STATE_SIZE} bytes starting with "
+                f"{STATE_MAGIC!r}, got {len(data)} bytes)"
+            )
+        _, version, owner, generation, unsettled, digest, mac = _STATE.unpack(data)
+        _check_version("index state", version)
+        expected = hmac.digest(state_key, data[:_STATE_MAC_END], hashlib.sha256)
+        if owner != vault_id or not hmac.compare_digest(mac, expected):
+            raise VaultIntegrityError(
+                "index state failed authentication (edited, or from another vault)"
+            )
+        return cls(owner, generation, unsettled, digest)
+
+
+def row_tag(state_key: bytes, segment_id: bytes, wrapped_key: bytes) -> bytes:
+    """The keyed hash of one index row that ``IndexState.digest`` XORs together."""
+    message = ROW_LABEL + bytes([FORMAT_VERSION]) + segment_id + wrapped_key
+    return hmac.digest(state_key, message, hashlib.sha256)
+
+
+def xor_bytes(a: bytes, b: bytes) -> bytes:
+    """Bytewise XOR of two equally long strings (adds or removes a row from a digest)."""
+    if len(a) != len(b):
+        raise ValueError("xor_bytes needs two strings of the same length")
+    return (int.from_bytes(a) ^ int.from_bytes(b)).to_bytes(len(a))
 
 
 def chunk_nonce(header: SegmentHeader, index: int) -> bytes:

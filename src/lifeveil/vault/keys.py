@@ -41,6 +41,7 @@ from lifeveil.vault.format import (
 
 KEY_FILE_INFO = b"lifeveil/vault/v1/key-file"
 SEGMENT_WRAP_INFO = b"lifeveil/vault/v1/segment-key-wrap"
+INDEX_STATE_INFO = b"lifeveil/vault/v1/index-state"
 MIN_KEY_FILE_BYTES = 32
 # Upper bounds guard against a tampered keyslot asking for terabytes of RAM.
 MAX_TIME_COST = 100
@@ -196,6 +197,11 @@ def unwrap_master_key(
 def segment_wrap_key(master_key: bytes, vault_id: bytes) -> bytes:
     """The key that wraps segment keys, derived from the master key."""
     return _hkdf(master_key, vault_id, SEGMENT_WRAP_INFO)
+
+
+def index_state_key(master_key: bytes, vault_id: bytes) -> bytes:
+    """The MAC key of the index state (rollback detection), derived from the master key."""
+    return _hkdf(master_key, vault_id, INDEX_STATE_INFO)
 
 
 def wrap_segment_key(

@@ -2,8 +2,8 @@
 
 Writing goes to ``tmp/<id>.lvs.part``, which the writer keeps ``flock``-ed from creation until
 the index commit; then fsync, rename into ``segments/`` and fsync of the folder. Recovery
-(``remove_if_abandoned``) only removes files whose lock it can take, so an ingest running in
-another process is never disturbed, while the leftovers of a killed one are.
+(``handle_if_abandoned``) only touches files whose lock it can take, so an ingest running in
+another process is never disturbed, while the leftovers of a killed one are handled.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def _create_locked(path: Path) -> int:
     """
     for _ in range(3):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)  # exactly owner read/write, whatever the umask
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
@@ -58,8 +59,13 @@ def _create_locked(path: Path) -> int:
     raise VaultError(f"{path}: could not create a segment file (removed concurrently)")
 
 
-def remove_if_abandoned(path: Path, still_abandoned: Callable[[], bool] | None = None) -> bool:
-    """Remove ``path`` if no writer holds its lock (and ``still_abandoned()`` agrees)."""
+def handle_if_abandoned(
+    path: Path,
+    action: Callable[[Path], None],
+    still_abandoned: Callable[[], bool] | None = None,
+) -> bool:
+    """Run ``action(path)`` if no writer holds the file's lock and ``still_abandoned()``
+    agrees (checked while holding the lock); True if it ran."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -69,12 +75,36 @@ def remove_if_abandoned(path: Path, still_abandoned: Callable[[], bool] | None =
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # a live writer owns it
+        if not _same_file(path, fd):
+            return False  # moved or removed by another process meanwhile
         if still_abandoned is not None and not still_abandoned():
             return False
-        path.unlink(missing_ok=True)
+        action(path)
         return True
     finally:
         os.close(fd)
+
+
+def remove_if_abandoned(path: Path, still_abandoned: Callable[[], bool] | None = None) -> bool:
+    """Remove ``path`` if no writer holds its lock (and ``still_abandoned()`` agrees)."""
+    return handle_if_abandoned(path, lambda p: p.unlink(missing_ok=True), still_abandoned)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def free_path(folder: Path, segment_id: str) -> Path:
+    """``folder/<id>.lvs``, or ``<id>.<n>.lvs`` if taken, so no file is ever overwritten."""
+    candidate = folder / f"{segment_id}{SEGMENT_SUFFIX}"
+    n = 1
+    while candidate.exists():
+        candidate = folder / f"{segment_id}.{n}{SEGMENT_SUFFIX}"
+        n += 1
+    return candidate
 
 
 class SegmentFileWriter:
