@@ -200,6 +200,7 @@ def _run_device(
     from lifeveil.cli.quickstart import sample_media
     from lifeveil.device import DeviceAgent, DeviceConfig, Outbox, enroll, parse_source
     from lifeveil.device.identity import save_identity
+    from lifeveil.device.sequence import SequenceMark
     from lifeveil.transport.uplink import UplinkConfig
     from lifeveil.vault import Vault
 
@@ -218,7 +219,12 @@ def _run_device(
         f"{workdir / 'device' / 'device.json'}, mode 0600); encrypted vault {workdir / 'vault'}, "
         f"passphrase generated into {passphrase_file} (0600)"
     )
-    outbox = Outbox(workdir / "device" / "outbox.sqlite", privatizer.z_dim, keep_acked=True)
+    outbox = Outbox(
+        workdir / "device" / "outbox.sqlite",
+        privatizer.z_dim,
+        keep_acked=True,
+        seq_mark=SequenceMark(workdir / "device" / "sequence.json"),
+    )
     outbox.bind_device(DEVICE_NAME)
     uplink = UplinkConfig(
         url=identity.uplink_url,

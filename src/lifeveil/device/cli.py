@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,6 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         seq_mark=_sequence_mark(args),
     )
     vault = Vault.open(args.vault, **_vault_secret(args))
+    for line in vault.warnings():  # rollback, tampering, quarantined files: the owner must know
+        print(f"lifeveil device: vault warning: {line}", file=sys.stderr, flush=True)
     agent = DeviceAgent(
         config,
         privatizer=privatizer,
