@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from lifeveil.cli.common import add_threads_arg, apply_threads
-from lifeveil.privatizer import Privatizer
 from lifeveil.privatizer.encode import encode_inputs, write_encoded
+from lifeveil.privatizer.runtime import load_privatizer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--dtype", choices=["float16", "float32"], default="float16", help="precision of z.npy"
     )
     p.add_argument("--seed", type=int, default=None, help="seed for --mode sample")
+    p.add_argument(
+        "--runtime",
+        choices=["onnx", "torch"],
+        default="onnx",
+        help="run the privatizer in ONNX Runtime (graph built once and cached) or PyTorch",
+    )
     p.add_argument("--quiet", action="store_true")
     add_threads_arg(p)
     p.set_defaults(func=run)
@@ -51,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     t0 = time.perf_counter()
-    privatizer = Privatizer.load(args.model, seed=args.seed)
+    privatizer = load_privatizer(args.model, args.runtime, seed=args.seed, threads=args.threads)
     encoded = encode_inputs(privatizer, args.inputs, args.fps, args.mode, progress=not args.quiet)
     z_path, index_path = write_encoded(encoded, args.out, args.dtype)
     z = encoded.matrix()

@@ -135,6 +135,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--keep-acked", action="store_true", help="keep acked z in the outbox (audit/testing)"
     )
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the privatizer")
+    p.add_argument(
+        "--runtime",
+        choices=["onnx", "torch"],
+        default="onnx",
+        help="privatizer runtime (default onnx: ONNX Runtime, graph built once and cached)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -184,14 +190,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lifeveil.device.agent import DeviceAgent
     from lifeveil.device.outbox import Outbox
     from lifeveil.device.source import parse_source
-    from lifeveil.privatizer import Privatizer
+    from lifeveil.privatizer.runtime import load_privatizer
     from lifeveil.vault import Vault
 
     torch.set_num_threads(max(1, args.threads))
     config = _device_config(args)
     sources = [parse_source(s) for s in args.source]
     identity = None if args.offline else _identity(args)  # fail fast, before loading the model
-    privatizer = Privatizer.load(args.model)
+    privatizer = load_privatizer(args.model, args.runtime, threads=max(1, args.threads))
     uplink = None if identity is None else _uplink_config(identity, config)
     _private_state(args.state)
     outbox = Outbox(
