@@ -23,6 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--speed", action="store_true", help="measure encoding throughput (frames/s)")
     p.add_argument("--sun8", help="SUN8 root: evaluate on its held-out test split")
+    p.add_argument(
+        "--throughput",
+        metavar="CLIP",
+        help="device benchmark on a video: decode only, privatize every frame in ONNX Runtime "
+        "and PyTorch, and deface if installed (fps and ratios)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_threads_arg(p)
     p.set_defaults(func=run, threads=2)
@@ -34,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from lifeveil.teachers import TEACHERS, create_teacher
 
     apply_threads(args)
+    if args.throughput:
+        return _throughput(args)
     report: dict[str, object] = {
         "teachers": TEACHERS.describe(),
         "threads": args.threads,
@@ -66,6 +74,30 @@ def run(args: argparse.Namespace) -> int:
             entry["heldout_sun8_test"] = evaluate_heldout(p, teacher, heldout).__dict__
         report["models"].append(entry)  # type: ignore[union-attr]
     print(json.dumps(report, indent=2) if args.json else _text(report))
+    return 0
+
+
+def _throughput(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lifeveil.device.throughput import device_benchmark
+    from lifeveil.errors import InputError
+
+    if not Path(args.throughput).is_file():
+        raise InputError(f"{args.throughput}: no such video file")
+    report = device_benchmark(args.throughput, args.model[0], threads=args.threads)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['clip']} ({report['threads']} threads, batch {report['batch']}):")
+    for row in report["rows"]:  # type: ignore[union-attr]
+        print(
+            f"  {row['name']:22} {row['frames']:6d} frames {row['seconds']:7.2f} s {row['fps']:8.1f} fps"
+        )
+    for name, ratio in report.get("vs_deface", {}).items():  # type: ignore[union-attr]
+        print(f"  {name} is {ratio:.1f}x deface's fps")
+    if "vs_deface" not in report:
+        print("  (deface not installed: pip install deface to compare)")
     return 0
 
 

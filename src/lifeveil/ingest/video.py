@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -65,12 +68,17 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def iter_video_frames(
-    path: str | Path, fps: float | None = None, max_frames: int | None = None
+    path: str | Path,
+    fps: float | None = None,
+    max_frames: int | None = None,
+    short_side: int | None = None,
 ) -> Iterator[Frame]:
     """Decode RGB frames, keeping about ``fps`` frames per second (all frames if None).
 
     A frame is kept when its timestamp reaches the next sampling instant, so the sampling is
-    exact for variable-rate streams too. Raises MediaError if the file yields no frame.
+    exact for variable-rate streams too. With ``short_side`` the decoder (libswscale) scales
+    each frame so its shorter side has that many pixels, aspect kept: cheaper than converting
+    full-size frames and resizing them in Python. Raises MediaError if the file yields no frame.
     """
     if fps is not None and fps <= 0:
         raise MediaError(f"sampling rate must be positive, got fps={fps}")
@@ -89,7 +97,7 @@ def iter_video_frames(
                     next_t += 1.0 / fps
                     while next_t <= t:
                         next_t += 1.0 / fps
-                yield Frame(frame.to_ndarray(format="rgb24"), i, t)
+                yield Frame(_to_rgb(frame, short_side), i, t)
                 kept += 1
                 if max_frames is not None and kept >= max_frames:
                     break
@@ -98,3 +106,56 @@ def iter_video_frames(
                 raise MediaError(f"{path}: corrupt video ({exc})") from None
     if kept == 0:
         raise MediaError(f"{path}: no decodable frames")
+
+
+def _to_rgb(frame: av.VideoFrame, short_side: int | None) -> np.ndarray:
+    """The frame as RGB uint8, scaled by the decoder so its shorter side is ``short_side``."""
+    if short_side is None:
+        return frame.to_ndarray(format="rgb24")
+    scale = short_side / min(frame.width, frame.height)
+    width = max(short_side, round(frame.width * scale))
+    height = max(short_side, round(frame.height * scale))
+    return frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], maxsize: int = 4) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, at most ``maxsize`` ahead of the consumer.
+
+    Decoding (PyAV releases the GIL) then overlaps with whatever the consumer does with each
+    item (e.g. inference). An exception in the producer is re-raised in the consumer; leaving
+    the loop early stops the producer.
+    """
+    q: queue.Queue[object] = queue.Queue(maxsize)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="lifeveil-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()

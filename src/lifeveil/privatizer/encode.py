@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from lifeveil.errors import InputError
 from lifeveil.ingest.images import IMAGE_SUFFIXES, list_images, load_image
-from lifeveil.ingest.video import VIDEO_SUFFIXES, iter_video_frames
+from lifeveil.ingest.video import VIDEO_SUFFIXES, iter_video_frames, prefetch
 from lifeveil.io import atomic_open, atomic_path
 from lifeveil.privatizer.privatizer import Privatizer
 
@@ -72,10 +72,10 @@ def _expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def _video_chunks(
-    path: Path, fps: float, chunk: int
+    path: Path, fps: float, chunk: int, short_side: int | None = None
 ) -> Iterator[tuple[list[np.ndarray], list[int], list[float]]]:
     frames, idx, times = [], [], []
-    for f in iter_video_frames(path, fps=fps):
+    for f in iter_video_frames(path, fps=fps, short_side=short_side):
         frames.append(f.image)
         idx.append(f.index)
         times.append(f.timestamp)
@@ -119,7 +119,10 @@ def _encode_video(
             rep = privatizer.privatize_clips([frames], mode)
             out.add(rep.z, rep.kl_bits, str(video), idx[:1], times[:1])
         return
-    for frames, idx, times in _video_chunks(video, fps, 64):
+    # The decoder scales frames to the student's input (shorter side = input size; the
+    # privatizer crops the centre) in a background thread, overlapping decode and inference.
+    chunks = _video_chunks(video, fps, 64, short_side=privatizer.input_size)
+    for frames, idx, times in prefetch(chunks, maxsize=2):
         rep = privatizer.privatize(frames, mode)
         out.add(rep.z, rep.kl_bits, str(video), idx, times)
 
