@@ -38,3 +38,16 @@ def test_unknown_keys_and_newer_versions_are_refused(tmp_path):
     path.write_text("{not json")
     with pytest.raises(CheckpointError, match="not a valid JSON"):
         PrivatizerConfig.load(path)
+
+
+def test_release_mode_is_one_vocabulary():
+    from lifeveil.device.config import DeviceConfig
+    from lifeveil.errors import InputError
+    from lifeveil.privatizer.config import PrivatizerConfig
+    from lifeveil.privatizer.release import ReleaseMode
+
+    assert PrivatizerConfig(deploy_mode="mean").deploy_mode is ReleaseMode.MEAN
+    assert DeviceConfig(release_mode="sample").release_mode is ReleaseMode.SAMPLE
+    assert PrivatizerConfig(deploy_mode="mean").to_dict()["deploy_mode"] == "mean"
+    with pytest.raises(InputError, match="release_mode must be one of mean, sample"):
+        DeviceConfig(release_mode="median")

@@ -9,6 +9,7 @@ import numpy as np
 
 from lifeveil.cli.common import add_threads_arg, apply_threads
 from lifeveil.privatizer.encode import encode_inputs, write_encoded
+from lifeveil.privatizer.release import ReleaseMode
 from lifeveil.privatizer.runtime import load_privatizer
 
 
@@ -35,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=2.0, help="video sampling rate (frames per second)")
     p.add_argument(
         "--mode",
-        choices=["mean", "sample"],
+        choices=ReleaseMode.choices(),
         default=None,
         help="release z = mean or a sample (default: the checkpoint's)",
     )

@@ -9,6 +9,7 @@ import numpy as np
 
 from lifeveil.privatizer import Privatizer
 from lifeveil.privatizer.export import export_onnx
+from lifeveil.privatizer.release import ReleaseMode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output .onnx path (default: NAME.onnx beside the checkpoint)")
     p.add_argument(
         "--mode",
-        choices=["mean", "sample"],
+        choices=ReleaseMode.choices(),
         default=None,
         help="release mode (default: the checkpoint's)",
     )

@@ -11,6 +11,7 @@ from lifeveil.cli.common import add_threads_arg, apply_threads, parse_floats
 from lifeveil.errors import InputError
 from lifeveil.privatizer.config import PrivatizerConfig
 from lifeveil.privatizer.data import build_view_cache, collect_frames
+from lifeveil.privatizer.release import ReleaseMode
 from lifeveil.privatizer.train import TrainConfig, build_model, train_privatizer
 from lifeveil.teachers import create_teacher
 
@@ -75,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--deploy-mode",
-        choices=["mean", "sample"],
+        choices=ReleaseMode.choices(),
         default=defaults.deploy_mode,
         help="what privatize() releases by default",
     )

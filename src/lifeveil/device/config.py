@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeveil.errors import InputError
+from lifeveil.privatizer.release import ReleaseMode
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class DeviceConfig:
     rate_hz: float = 10.0  # uplink frames per second, real or cover, whatever the camera sees
     segment_s: float = 10.0  # seconds of raw video per encrypted vault segment
     realtime: bool = False  # pace file sources at capture speed, like a camera
-    release_mode: str | None = None  # "mean" or "sample"; None = the checkpoint's deploy_mode
+    release_mode: ReleaseMode | None = None  # None = the checkpoint's deploy_mode
     max_in_flight: int = 256  # unacked frames on the wire before ticks carry cover only
     backoff_initial_s: float = 0.5  # first reconnect delay; doubles up to backoff_max_s
     backoff_max_s: float = 30.0
@@ -30,8 +31,10 @@ class DeviceConfig:
                 f"fps={self.fps}, rate_hz={self.rate_hz} and segment_s={self.segment_s} "
                 "must all be positive"
             )
-        if self.release_mode not in (None, "mean", "sample"):
-            raise InputError(f"release_mode must be 'mean' or 'sample', got {self.release_mode!r}")
+        if self.release_mode is not None:
+            object.__setattr__(
+                self, "release_mode", ReleaseMode.parse(self.release_mode, "release_mode")
+            )
 
     def replace(self, **changes: Any) -> DeviceConfig:
         """A copy with the given fields changed (None values are ignored)."""

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifeveil.errors import CheckpointError
+from lifeveil.errors import CheckpointError, InputError
+from lifeveil.privatizer.release import ReleaseMode
 
 CONFIG_VERSION = 2  # 2 added the bottleneck choice and the identity-invariance terms
 BOTTLENECKS = ("vib", "fsq")
@@ -33,9 +34,8 @@ class PrivatizerConfig:
     utility_loss: str = "cosine"  # "cosine" or "mse" between decoded z and teacher embedding
     lam: float = 1e-2  # lambda: weight of KL (nats) against the utility loss
     clip_frames: int = 1  # frames pooled into one z (1 = per-frame mode; >1 = clip mode)
-    deploy_mode: str = (
-        "sample"  # what privatize() releases by default; the KL bound holds only for samples
-    )
+    # What privatize() releases by default; the KL bound holds only for samples.
+    deploy_mode: ReleaseMode = ReleaseMode.SAMPLE
     # "vib": Gaussian posterior, KL-bounded (version-1 checkpoints are all vib); "fsq": a
     # deterministic finite-scalar-quantised code of z_dim * log2(fsq_levels) bits exactly.
     bottleneck: str = "vib"
@@ -51,10 +51,12 @@ class PrivatizerConfig:
             raise CheckpointError(
                 f"utility_loss must be 'cosine' or 'mse', got {self.utility_loss!r}"
             )
-        if self.deploy_mode not in ("mean", "sample"):
-            raise CheckpointError(
-                f"deploy_mode must be 'mean' or 'sample', got {self.deploy_mode!r}"
+        try:
+            object.__setattr__(
+                self, "deploy_mode", ReleaseMode.parse(self.deploy_mode, "deploy_mode")
             )
+        except InputError as exc:
+            raise CheckpointError(str(exc)) from None
         if self.bottleneck not in BOTTLENECKS:
             raise CheckpointError(
                 f"bottleneck must be one of {', '.join(BOTTLENECKS)}, got {self.bottleneck!r}"

@@ -10,6 +10,7 @@ import torch
 from lifeveil.io import atomic_path
 from lifeveil.privatizer.model import DeployedPrivatizer
 from lifeveil.privatizer.privatizer import Privatizer
+from lifeveil.privatizer.release import ReleaseMode
 
 
 def export_onnx(
@@ -20,7 +21,7 @@ def export_onnx(
     mode "mean" -> output ``z`` = mu. mode "sample" -> a second input ``eps`` (N, z_dim) of
     standard-normal noise that the runtime draws, output ``z`` = mu + sigma * eps.
     """
-    mode = mode or privatizer.cfg.deploy_mode
+    mode = ReleaseMode.parse(mode or privatizer.cfg.deploy_mode, "mode")
     net = DeployedPrivatizer(privatizer.model).eval()
     s, d = privatizer.input_size, privatizer.z_dim
     args: tuple[torch.Tensor, ...] = (torch.rand(1, 3, s, s),)

@@ -13,6 +13,7 @@ from lifeveil.errors import CheckpointError, ShapeError
 from lifeveil.privatizer.checkpoint import load_checkpoint
 from lifeveil.privatizer.config import PrivatizerConfig
 from lifeveil.privatizer.model import PrivatizerModel
+from lifeveil.privatizer.release import ReleaseMode
 from lifeveil.privatizer.vib import kl_to_standard_normal, nats_to_bits
 from lifeveil.teachers.base import to_float_batch
 
@@ -152,8 +153,8 @@ class Privatizer:
         posterior, a deterministic one repeats its z.
         """
         mu, logvar = self.posterior(frames)
-        mode = mode or self.cfg.deploy_mode
-        if mode == "mean" or self.cfg.bottleneck == "fsq":
+        mode = ReleaseMode.parse(mode or self.cfg.deploy_mode, "mode")
+        if mode is ReleaseMode.MEAN or self.cfg.bottleneck == "fsq":
             return np.repeat(mu[:, None, :], n, axis=1).astype(np.float32)
         mu_t = torch.from_numpy(mu)[:, None, :].expand(-1, n, -1)
         lv_t = torch.from_numpy(logvar)[:, None, :].expand(-1, n, -1)
@@ -167,20 +168,18 @@ class Privatizer:
         An fsq privatizer always releases its code (``mode`` is ignored) and reports its exact
         bits per frame in ``kl_bits``.
         """
-        mode = mode or self.cfg.deploy_mode
+        mode = ReleaseMode.parse(mode or self.cfg.deploy_mode, "mode")
         if self.cfg.bottleneck == "fsq":
             from lifeveil.privatizer.fsq import code_bits
 
             bits = np.full(len(mu), code_bits(self.z_dim, self.cfg.fsq_levels), np.float32)
             return Representation(mu.astype(np.float32), mu, logvar, bits)
-        if mode == "mean":
+        if mode is ReleaseMode.MEAN:
             z = mu
-        elif mode == "sample":
+        else:
             z = self.model.sample(
                 torch.from_numpy(mu), torch.from_numpy(logvar), self._generator
             ).numpy()
-        else:
-            raise ShapeError(f"unknown release mode {mode!r}; expected 'mean' or 'sample'")
         kl = nats_to_bits(
             kl_to_standard_normal(torch.from_numpy(mu), torch.from_numpy(logvar))
         ).numpy()
