@@ -45,11 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lifeveil.privatizer import Privatizer, PrivatizerConfig
-    from lifeveil.privatizer.data import build_view_cache, collect_frames
+    from lifeveil.privatizer.data import collect_frames
     from lifeveil.privatizer.encode import encode_inputs, write_encoded
+    from lifeveil.privatizer.fit import fit
     from lifeveil.privatizer.metrics import privatizer_cost
-    from lifeveil.privatizer.train import TrainConfig, build_model, train_privatizer
-    from lifeveil.teachers import create_teacher
+    from lifeveil.privatizer.train import TrainConfig
 
     apply_threads(args)
     out, media, t0 = Path(args.out), sample_media(), time.perf_counter()
@@ -58,15 +58,7 @@ def run(args: argparse.Namespace) -> int:
         f"[1/3] training a small privatizer (lambda={cfg.lam:g}, z_dim={cfg.z_dim}) on {media['bikes'].name} + {media['bunny'].name}"
     )
     frames = collect_frames([media["bikes"], media["bunny"]], video_fps=4.0)
-    cache = build_view_cache(
-        frames,
-        create_teacher(cfg.teacher),
-        build_model(cfg, 0).student,
-        cfg.input_size,
-        tcfg.views,
-        0,
-    )
-    result = train_privatizer(cfg, tcfg, cache, out / "small_privatizer.safetensors")
+    result = fit(cfg, tcfg, frames, out / "small_privatizer.safetensors")
     h = result.history[-1]
     print(
         f"      {len(frames)} frames x {tcfg.views} views, {args.epochs} epochs: KL {h['kl_bits']:.1f} bits/frame, "

@@ -10,9 +10,10 @@ from pathlib import Path
 from lifeveil.cli.common import add_threads_arg, apply_threads, parse_floats
 from lifeveil.errors import InputError
 from lifeveil.privatizer.config import PrivatizerConfig
-from lifeveil.privatizer.data import build_view_cache, collect_frames
+from lifeveil.privatizer.data import collect_frames
+from lifeveil.privatizer.fit import training_cache
 from lifeveil.privatizer.release import ReleaseMode
-from lifeveil.privatizer.train import TrainConfig, build_model, train_privatizer
+from lifeveil.privatizer.train import TrainConfig, train_privatizer
 from lifeveil.teachers import create_teacher
 
 DEFAULT_RECIPE = (
@@ -172,7 +173,17 @@ def run(args: argparse.Namespace) -> int:
     faces = _training_faces(args, cfg)
     sources = frames.sources + ([faces[1]] if faces else [])
     print(f"training data: {len(frames)} frames from " + "; ".join(sources))
-    cache = _view_cache(args, frames, faces[0] if faces else None, teacher, cfg, tcfg)
+    cache = training_cache(
+        cfg,
+        tcfg,
+        frames,
+        faces=faces[0] if faces else None,
+        face_views=args.face_views,
+        faces_source=str(args.faces_lfw) if faces else None,
+        teacher=teacher,
+        cache_path=args.cache,
+        progress=not args.quiet,
+    )
     meta = {"sources": sources, "command": "lifeveil train " + " ".join(_argv_echo(args))}
     outs = _outputs(args)
     for lam, out in outs:
@@ -206,50 +217,6 @@ def _training_faces(args: argparse.Namespace, cfg: PrivatizerConfig) -> tuple[li
         f"({len(faces)} images, {args.face_views} views each)"
     )
     return faces.images, line
-
-
-def _view_cache(args, frames, faces, teacher, cfg: PrivatizerConfig, tcfg: TrainConfig):  # noqa: ANN001, ANN202
-    from lifeveil.privatizer.data import load_view_cache, save_view_cache
-
-    key = {
-        "sources": frames.sources,
-        "frames": len(frames),
-        "teacher": cfg.teacher,
-        "views": tcfg.views,
-        "seed": tcfg.seed,
-        "input_size": cfg.input_size,
-        "frozen_blocks": cfg.frozen_blocks,
-        "student_init": cfg.student_init,
-        "clip_frames": cfg.clip_frames,
-        "faces": f"{args.faces_lfw} x {args.face_views}" if faces is not None else None,
-    }
-    if args.cache:
-        cached = load_view_cache(args.cache, key)
-        if cached is not None:
-            print(f"reusing teacher targets from {args.cache}")
-            return cached
-    student = build_model(cfg, tcfg.seed).student
-    if faces is not None:
-        from lifeveil.privatizer.invariance import build_invariance_cache
-
-        cache = build_invariance_cache(
-            frames,
-            faces,
-            teacher,
-            student,
-            cfg.input_size,
-            tcfg.views,
-            args.face_views,
-            tcfg.seed,
-            progress=not args.quiet,
-        )
-    else:
-        cache = build_view_cache(
-            frames, teacher, student, cfg.input_size, tcfg.views, tcfg.seed, progress=not args.quiet
-        )
-    if args.cache:
-        save_view_cache(cache, args.cache, key)
-    return cache
 
 
 def _outputs(args: argparse.Namespace) -> list[tuple[float, Path]]:
