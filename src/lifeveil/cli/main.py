@@ -47,6 +47,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "lifeveil.server.cli",
         "run the z server (HTTPS + WebSocket) and manage tenants, devices and heads",
     ),
+    "query": (
+        "lifeveil.cli.query",
+        "query a LifeVeil server from the shell: knn, timeline, classify, list, count",
+    ),
 }
 SUBCOMMAND_MODULES = tuple(module for module, _ in SUBCOMMANDS.values())
 

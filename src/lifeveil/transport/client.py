@@ -177,6 +177,10 @@ class QueryClient:
         }
         return [Segment(**s) for s in self._request("POST", TIMELINE_PATH, body)["segments"]]
 
+    def devices(self) -> list[dict[str, Any]]:
+        """The tenant's devices (those this token may see) with record counts and times."""
+        return self._request("GET", DEVICES_PATH)["devices"]
+
     def heads(self) -> list[dict[str, Any]]:
         """The tenant's trained heads: name, classes, training size and accuracy."""
         return self._request("GET", HEADS_PATH)["heads"]
