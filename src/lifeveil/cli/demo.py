@@ -198,10 +198,9 @@ def _run_device(
     out: Print,
 ) -> _Devices:
     from lifeveil.cli.quickstart import sample_media
-    from lifeveil.device import DeviceAgent, DeviceConfig, Outbox, enroll, parse_source
+    from lifeveil.device import DeviceConfig, enroll, parse_source
+    from lifeveil.device.build import build_agent
     from lifeveil.device.identity import save_identity
-    from lifeveil.device.sequence import SequenceMark
-    from lifeveil.transport.uplink import UplinkConfig
     from lifeveil.vault import Vault
 
     identity = enroll(
@@ -219,27 +218,15 @@ def _run_device(
         f"{workdir / 'device' / 'device.json'}, mode 0600); encrypted vault {workdir / 'vault'}, "
         f"passphrase generated into {passphrase_file} (0600)"
     )
-    outbox = Outbox(
-        workdir / "device" / "outbox.sqlite",
-        privatizer.z_dim,
-        keep_acked=True,
-        seq_mark=SequenceMark(workdir / "device" / "sequence.json"),
-    )
-    outbox.bind_device(DEVICE_NAME)
-    uplink = UplinkConfig(
-        url=identity.uplink_url,
-        token=identity.token,
-        wire=identity.wire_spec(),
-        rate_hz=rate_hz,
-        cafile=identity.cafile,
-    )
-    agent = DeviceAgent(
+    agent = build_agent(
         DeviceConfig(fps=fps, rate_hz=rate_hz),
         privatizer=privatizer,
-        outbox=outbox,
         vault=vault,
-        uplink=uplink,
+        state=workdir / "device",
+        identity=identity,
+        keep_acked=True,
     )
+    outbox = agent.outbox
     mode = f"clips of {privatizer.cfg.clip_frames}" if privatizer.cfg.clip_frames > 1 else "frames"
     out(
         f"[3/6] agent   privatizer d={privatizer.z_dim} on {mode} at {fps:g} fps; uplink wss:// at "

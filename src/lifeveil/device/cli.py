@@ -28,17 +28,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lifeveil.device.build import private_state, sequence_mark
 from lifeveil.device.config import DeviceConfig
 from lifeveil.device.identity import DeviceIdentity, enroll, load_identity, save_identity
-from lifeveil.device.sequence import SequenceMark
-from lifeveil.device.status import IDENTITY_FILE, OUTBOX_FILE, SEQUENCE_FILE
+from lifeveil.device.status import IDENTITY_FILE, OUTBOX_FILE
 from lifeveil.errors import InputError, LifeVeilError, VaultKeyError
-from lifeveil.io import private_dir
 
 if TYPE_CHECKING:
     from lifeveil.device.outbox import Outbox
     from lifeveil.privatizer import Privatizer
-    from lifeveil.transport.uplink import UplinkConfig
 
 STATE_ENV = "LIFEVEIL_DEVICE_DIR"
 USER_TOKEN_ENV = "LIFEVEIL_USER_TOKEN"
@@ -176,7 +174,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     """``lifeveil device enroll``."""
     token = _read_secret(args.user_token_file, USER_TOKEN_ENV, "user token")
     identity = enroll(args.server, token, args.name, cafile=args.cafile)
-    _private_state(args.state)
+    private_state(args.state)
     path = save_identity(identity, args.state / IDENTITY_FILE)
     print(f"enrolled device {identity.device!r} with {identity.server} (wire {identity.wire})")
     print(f"credentials saved to {path} (mode 0600; the server keeps only a hash of the token)")
@@ -187,8 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``lifeveil device run``."""
     import torch
 
-    from lifeveil.device.agent import DeviceAgent
-    from lifeveil.device.outbox import Outbox
+    from lifeveil.device.build import build_agent
     from lifeveil.device.source import parse_source
     from lifeveil.privatizer.runtime import load_privatizer
     from lifeveil.vault import Vault
@@ -198,28 +195,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     sources = [parse_source(s) for s in args.source]
     identity = None if args.offline else _identity(args)  # fail fast, before loading the model
     privatizer = load_privatizer(args.model, args.runtime, threads=max(1, args.threads))
-    uplink = None if identity is None else _uplink_config(identity, config)
-    _private_state(args.state)
-    outbox = Outbox(
-        args.state / OUTBOX_FILE,
-        privatizer.z_dim,
-        keep_acked=args.keep_acked,
-        seq_mark=_sequence_mark(args),
-    )
     vault = Vault.open(args.vault, **_vault_secret(args))
     for line in vault.warnings():  # rollback, tampering, quarantined files: the owner must know
         print(f"lifeveil device: vault warning: {line}", file=sys.stderr, flush=True)
-    agent = DeviceAgent(
+    agent = build_agent(
         config,
         privatizer=privatizer,
-        outbox=outbox,
         vault=vault,
-        uplink=uplink,
+        state=args.state,
+        identity=identity,
+        token_file=args.token_file,
+        keep_acked=args.keep_acked,
         progress=lambda line: print(line, flush=True),
     )
+    outbox = agent.outbox
     try:
-        if identity is not None and identity.device:
-            outbox.bind_device(identity.device)
         print(_run_banner(privatizer, outbox, identity), flush=True)
         agent.run(sources, until_drained=args.until_drained, drain_timeout_s=args.drain_timeout)
         if not args.until_drained and agent.uplink is not None:
@@ -249,9 +239,11 @@ def cmd_requeue_conflicts(args: argparse.Namespace) -> int:
     summary = device_status(args.state)["outbox"]
     if summary is None:
         raise InputError(f"{args.state / OUTBOX_FILE}: no outbox here; check --state")
-    _private_state(args.state)
+    private_state(args.state)
     with Outbox(
-        args.state / OUTBOX_FILE, summary["z_dim"], seq_mark=_sequence_mark(args)
+        args.state / OUTBOX_FILE,
+        summary["z_dim"],
+        seq_mark=sequence_mark(args.state, args.token_file),
     ) as outbox:
         seqs = outbox.requeue_conflicts()
     if not seqs:
@@ -309,27 +301,6 @@ def _device_config(args: argparse.Namespace) -> DeviceConfig:
     )
 
 
-def _private_state(state: Path) -> Path:
-    """Create the state folder 0700, or make an existing one 0700 (it holds the token)."""
-    try:
-        return private_dir(state)
-    except OSError as exc:
-        raise InputError(
-            f"{state}: cannot create the device state folder or make it private "
-            f"({exc.strerror}); pass a --state folder you own"
-        ) from None
-
-
-def _sequence_mark(args: argparse.Namespace) -> SequenceMark:
-    """The mark follows the token: in its device.json, else in STATE/sequence.json."""
-    path = args.token_file or args.state / IDENTITY_FILE
-    try:
-        holds_identity = path.read_text().lstrip().startswith("{")
-    except OSError:
-        holds_identity = False
-    return SequenceMark(path if holds_identity else args.state / SEQUENCE_FILE)
-
-
 def _raise_on_conflicts(seqs: list[int], args: argparse.Namespace) -> None:
     if not seqs:
         return
@@ -344,28 +315,6 @@ def _raise_on_conflicts(seqs: list[int], args: argparse.Namespace) -> None:
 def _identity(args: argparse.Namespace) -> DeviceIdentity:
     path = args.token_file or args.state / IDENTITY_FILE
     return load_identity(path).replace_missing(args.server, args.cafile)
-
-
-def _uplink_config(identity: DeviceIdentity, config: DeviceConfig) -> UplinkConfig:
-    from lifeveil.transport.client import QueryClient
-    from lifeveil.transport.frame import WireSpec
-    from lifeveil.transport.uplink import UplinkConfig
-
-    wire = identity.wire_spec()
-    if wire is None:  # a bare token: ask the server which format it speaks
-        assert identity.server is not None
-        with QueryClient(identity.server, identity.token, cafile=identity.cafile) as client:
-            wire = WireSpec.from_token(client.info()["wire"])
-    return UplinkConfig(
-        url=identity.uplink_url,
-        token=identity.token,
-        wire=wire,
-        rate_hz=config.rate_hz,
-        cafile=identity.cafile,
-        max_in_flight=config.max_in_flight,
-        backoff_initial_s=config.backoff_initial_s,
-        backoff_max_s=config.backoff_max_s,
-    )
 
 
 def _run_banner(privatizer: Privatizer, outbox: Outbox, identity: DeviceIdentity | None) -> str:
