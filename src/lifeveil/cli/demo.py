@@ -23,7 +23,6 @@ import contextlib
 import json
 import secrets
 import shutil
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from lifeveil.bench.wiretap import WireTap
     from lifeveil.device import DeviceAgent, DeviceIdentity, Outbox, SourceReport
     from lifeveil.privatizer import Privatizer
+    from lifeveil.server.config import ServerConfig
     from lifeveil.server.local import LocalServer
     from lifeveil.vault import Vault
 
@@ -342,7 +342,7 @@ def _measure_wire(
         "h264_bytes_per_frame": h264 / decoded,
         "h264_bytes_per_s": h264 / seconds,
         "refused": stats.refused,
-        "server_db": _database_contents(server.config.db_path),
+        "server_db": _database_contents(server.config),
         "vault_bytes": sum(i.size for i in dev.vault.list()),
     }
 
@@ -388,21 +388,15 @@ def _sizes(sizes: list[int]) -> str:
     return "sizes " + ", ".join(f"{s} B" for s in distinct)
 
 
-def _database_contents(db_path: Path) -> dict[str, int]:
-    """Row counts and the largest stored value of the server's database (read-only)."""
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+def _database_contents(config: ServerConfig) -> dict[str, int]:
+    """What the server's store holds (row counts, largest stored value), via the store."""
+    from lifeveil.server import admin
+
+    store = admin.open_store(config)
     try:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        largest = 0
-        for table in tables:
-            columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-            for column in columns:
-                value = db.execute(f"SELECT MAX(LENGTH({column})) FROM {table}").fetchone()[0]
-                largest = max(largest, int(value or 0))
-        count, each = db.execute("SELECT COUNT(*), MAX(LENGTH(z)) FROM z_records").fetchone()
+        return store.storage_summary()
     finally:
-        db.close()
-    return {"z_records": int(count), "z_bytes_each": int(each or 0), "largest_value": largest}
+        store.close()
 
 
 # -- measurements ----------------------------------------------------------------------------

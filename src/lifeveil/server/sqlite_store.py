@@ -482,6 +482,25 @@ class SQLiteStore(ZStore):
             )
             return cur.rowcount == 1
 
+    def storage_summary(self) -> dict[str, int]:
+        largest = 0
+        with self._lock:
+            tables = [
+                r[0]
+                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            for table in tables:
+                columns = [r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")]
+                for column in columns:
+                    value = self._conn.execute(
+                        f"SELECT MAX(LENGTH({column})) FROM {table}"
+                    ).fetchone()[0]
+                    largest = max(largest, int(value or 0))
+            count, each = self._conn.execute(
+                "SELECT COUNT(*), MAX(LENGTH(z)) FROM z_records"
+            ).fetchone()
+        return {"z_records": int(count), "z_bytes_each": int(each or 0), "largest_value": largest}
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

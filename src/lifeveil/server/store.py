@@ -284,6 +284,12 @@ class ZStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def storage_summary(self) -> dict[str, int]:
+        """What the store physically holds, for audits: ``z_records`` (rows of z),
+        ``z_bytes_each`` (bytes of one stored z) and ``largest_value`` (bytes of the largest
+        value in any column of any table: shows that no raw media is stored)."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
 
