@@ -29,6 +29,7 @@ def test_demo_runs_end_to_end(tmp_path: Path, talking_face_clip: Path, capsys):
     assert wire["server_db"]["z_records"] == wire["real_frames"] == 8 + 20  # 4 s + 10 s at 2 fps
     assert wire["server_db"]["largest_value"] < 4096  # no table holds anything like a frame
     assert wire["uplink_bytes_up"] < wire["h264_bytes"] / 10
+    assert wire["h264_sampled_bytes_per_frame"] > 10 * wire["record_bytes"] > 0
     answers = result["answers"]
     assert answers["knn"][0]["score"] > 0.99  # the last z finds itself first
     assert {s["label"] for s in answers["timeline"]} <= {"talking-face", "street"}

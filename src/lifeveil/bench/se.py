@@ -12,19 +12,17 @@ stream would average.
 from __future__ import annotations
 
 import functools
-import io
 import statistics
 import time
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 
 from lifeveil.bench.methods.base import Method
+from lifeveil.ingest.video import encode_h264
 
 JPEG_QUALITY = 90
 H264_CRF = 23
@@ -66,23 +64,7 @@ def jpeg_bytes(frames: Sequence[np.ndarray], quality: int = JPEG_QUALITY) -> flo
 
 def h264_bytes(frames: Sequence[np.ndarray], fps: float = 4.0, crf: int = H264_CRF) -> float:
     """Mean bytes per frame of the frames encoded as one H.264 stream (libx264, yuv420p)."""
-    h, w = frames[0].shape[:2]
-    h, w = h - h % 2, w - w % 2  # yuv420p needs even sides
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        total = 0
-        for f in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:h, :w]), format="rgb24")
-            for packet in stream.encode(vf):
-                total += packet.size
-                container.mux(packet)
-        for packet in stream.encode():
-            total += packet.size
-            container.mux(packet)
-    return total / len(frames)
+    return encode_h264(frames, fps, crf) / len(frames)
 
 
 def vector_bytes(dim: int, dtype: str) -> dict[str, float]:
