@@ -33,3 +33,16 @@ def test_only_the_named_command_is_loaded():
     parser = build_parser(["vault", "list"], load_all=False)
     args = parser.parse_args(["vault", "list", "--vault", "x"])
     assert args.command == "vault" and callable(args.func)
+
+
+def test_help_of_device_side_commands_imports_no_torch():
+    code = (
+        "import sys, contextlib, io\n"
+        "from lifeveil.cli.main import main\n"
+        "for cmd in ('encode', 'train', 'export', 'info', 'device', 'query', 'bench'):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main([cmd, '--help'])\n"
+        "print([m for m in ('torch', 'cv2', 'sklearn', 'fastapi') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: CPU threads for torch (default: all cores, at most 8)."""
@@ -20,6 +18,8 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
 
 def apply_threads(args: argparse.Namespace) -> None:
     """Set torch's intra-op thread count from ``--threads``."""
+    import torch
+
     torch.set_num_threads(max(1, int(getattr(args, "threads", 1))))
 
 

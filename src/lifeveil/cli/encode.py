@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from lifeveil.cli.common import add_threads_arg, apply_threads
-from lifeveil.privatizer.encode import encode_inputs, write_encoded
 from lifeveil.privatizer.release import ReleaseMode
-from lifeveil.privatizer.runtime import load_privatizer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lifeveil.privatizer.encode import encode_inputs, write_encoded
+    from lifeveil.privatizer.runtime import load_privatizer
+
     apply_threads(args)
     t0 = time.perf_counter()
     privatizer = load_privatizer(args.model, args.runtime, seed=args.seed, threads=args.threads)

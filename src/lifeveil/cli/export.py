@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from lifeveil.privatizer import Privatizer
-from lifeveil.privatizer.export import export_onnx
 from lifeveil.privatizer.release import ReleaseMode
 
 
@@ -36,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lifeveil.privatizer import Privatizer
+    from lifeveil.privatizer.export import export_onnx
+
     privatizer = Privatizer.load(args.onnx)
     out = Path(args.out) if args.out else Path(args.onnx).with_suffix(".onnx")
     export_onnx(privatizer, out, args.mode)

@@ -9,12 +9,8 @@ from pathlib import Path
 
 from lifeveil.cli.common import add_threads_arg, apply_threads, parse_floats
 from lifeveil.errors import InputError
-from lifeveil.privatizer.config import PrivatizerConfig
-from lifeveil.privatizer.data import collect_frames
-from lifeveil.privatizer.fit import training_cache
+from lifeveil.privatizer.config import PrivatizerConfig, TrainConfig
 from lifeveil.privatizer.release import ReleaseMode
-from lifeveil.privatizer.train import TrainConfig, train_privatizer
-from lifeveil.teachers import create_teacher
 
 DEFAULT_RECIPE = (
     "lifeveil train --sun8 ../shared/data/scenes-sun8 --orl ../shared/data/faces-orl "
@@ -160,6 +156,11 @@ def _model_config(args: argparse.Namespace, teacher_dim: int) -> PrivatizerConfi
 
 
 def run(args: argparse.Namespace) -> int:
+    from lifeveil.privatizer.data import collect_frames
+    from lifeveil.privatizer.fit import training_cache
+    from lifeveil.privatizer.train import train_privatizer
+    from lifeveil.teachers import create_teacher
+
     apply_threads(args)
     if args.epochs < 1 or args.batch_size < 1 or args.views < 1:
         raise InputError("--epochs, --batch-size and --views must be >= 1")

@@ -9,16 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lifeveil.device.agent import DeviceAgent
 from lifeveil.device.config import DeviceConfig
 from lifeveil.device.identity import DeviceIdentity
-from lifeveil.device.outbox import Outbox
 from lifeveil.device.sequence import SequenceMark
 from lifeveil.device.status import IDENTITY_FILE, OUTBOX_FILE, SEQUENCE_FILE
 from lifeveil.errors import InputError
 from lifeveil.io import private_dir
 
 if TYPE_CHECKING:
+    from lifeveil.device.agent import DeviceAgent
     from lifeveil.privatizer import Privatizer
     from lifeveil.transport.uplink import UplinkConfig
     from lifeveil.vault import Vault
@@ -83,6 +82,9 @@ def build_agent(
 ) -> DeviceAgent:
     """A device agent on ``state`` (made private), with a durable outbox whose sequence numbers
     survive its loss, and an uplink unless ``identity`` is None (offline: only queue z)."""
+    from lifeveil.device.agent import DeviceAgent
+    from lifeveil.device.outbox import Outbox
+
     private_state(state)
     uplink = None if identity is None else uplink_config(identity, config)
     outbox = Outbox(

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lifeveil.device.sequence import MARK_KEY
 from lifeveil.errors import InputError
 from lifeveil.io import atomic_path, private_dir
-from lifeveil.transport.client import QueryClient
-from lifeveil.transport.frame import WireSpec
 from lifeveil.transport.protocol import UPLINK_PATH
+
+if TYPE_CHECKING:
+    from lifeveil.transport.frame import WireSpec
 
 IDENTITY_FORMAT = "lifeveil-device-identity"
 
@@ -43,6 +45,8 @@ class DeviceIdentity:
 
     def wire_spec(self) -> WireSpec | None:
         """The saved wire format, if any."""
+        from lifeveil.transport.frame import WireSpec
+
         return WireSpec.from_token(self.wire) if self.wire else None
 
     def replace_missing(self, server: str | None, cafile: str | None) -> DeviceIdentity:
@@ -117,6 +121,8 @@ def enroll(
 
     Returns the identity to save; its token is not recoverable from the server later.
     """
+    from lifeveil.transport.client import QueryClient
+
     with QueryClient(server, user_token, cafile=cafile) as client:
         wire = client.info()["wire"]
         creds = client.register_device(name)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from lifeveil.device.identity import load_identity
-from lifeveil.device.segmenter import SEGMENT_KIND
 from lifeveil.device.sequence import SequenceMark
 from lifeveil.errors import InputError
 
@@ -89,6 +88,8 @@ def _vault_summary(root: Path, secret: dict[str, Any]) -> dict[str, Any]:
 
     with Vault.open(root, **secret) as vault:
         infos = vault.list()
+    from lifeveil.device.segmenter import SEGMENT_KIND
+
     recorded = [i for i in infos if i.extra.get("kind") == SEGMENT_KIND]
     return {
         "segments": len(infos),

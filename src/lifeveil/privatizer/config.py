@@ -139,3 +139,16 @@ class PrivatizerConfig:
         if not isinstance(data, dict):
             raise CheckpointError(f"{p}: expected a JSON object")
         return cls.from_dict(data.get("privatizer", data), source=str(p))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the model itself is a PrivatizerConfig)."""
+
+    epochs: int = 12  # passes over the cached views
+    batch_size: int = 64  # views (or clips) per step
+    lr: float = 2e-3  # AdamW learning rate, cosine-decayed to 5 % over training
+    weight_decay: float = 1e-4
+    views: int = 4  # augmented views per training frame (view 0 is the plain centre crop)
+    seed: int = 0
+    kl_warmup_epochs: int = 3  # lambda ramps linearly from 0 over these epochs

@@ -21,7 +21,7 @@ from lifeveil import __version__
 from lifeveil.errors import CheckpointError
 from lifeveil.io import atomic_path, make_public
 from lifeveil.privatizer.checkpoint import load_checkpoint, resume_path, save_checkpoint
-from lifeveil.privatizer.config import PrivatizerConfig
+from lifeveil.privatizer.config import PrivatizerConfig, TrainConfig
 from lifeveil.privatizer.data import ViewCache
 from lifeveil.privatizer.model import PrivatizerModel
 from lifeveil.privatizer.vib import (
@@ -30,19 +30,6 @@ from lifeveil.privatizer.vib import (
     mse_utility_loss,
     nats_to_bits,
 )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (the model itself is a PrivatizerConfig)."""
-
-    epochs: int = 12  # passes over the cached views
-    batch_size: int = 64  # views (or clips) per step
-    lr: float = 2e-3  # AdamW learning rate, cosine-decayed to 5 % over training
-    weight_decay: float = 1e-4
-    views: int = 4  # augmented views per training frame (view 0 is the plain centre crop)
-    seed: int = 0
-    kl_warmup_epochs: int = 3  # lambda ramps linearly from 0 over these epochs
 
 
 @dataclass
