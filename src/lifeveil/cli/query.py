@@ -137,7 +137,8 @@ def _client(args: argparse.Namespace):  # noqa: ANN202  (a QueryClient)
 
     token, server, cafile = _credentials(args)
     try:
-        info = QueryClient(server, token, cafile=cafile).info()
+        with QueryClient(server, token, cafile=cafile) as probe:  # learns the server's wire
+            info = probe.info()
     except Exception as exc:  # noqa: BLE001  (httpx connection errors have many types)
         raise InputError(_connection_hint(server, exc)) from None
     from lifeveil.transport.frame import WireSpec

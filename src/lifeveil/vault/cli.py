@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lifeveil.errors import VaultError, VaultIntegrityError, VaultKeyError
 from lifeveil.vault.keys import KdfParams, generate_key_file
+from lifeveil.vault.quarantine import AdoptReport, PurgeReport
 from lifeveil.vault.rollback import IndexRollbackError
 from lifeveil.vault.vault import DEFAULT_CHUNK_SIZE, SegmentInfo, SegmentMetadata, Vault
 
@@ -372,13 +373,8 @@ def run_adopt(args: argparse.Namespace) -> int:
     with _open(args, warn=False) as vault:
         report = vault.adopt(args.from_index)
         remaining = vault.warnings()
-    for segment_id in report.adopted:
-        print(f"adopted {segment_id}")
-    for reason in report.kept:
-        print(f"kept: {reason}")
-    if report.settled:
-        print("index.sqlite accepted as the vault's state (the rollback warning is cleared)")
-    print(f"{len(report.adopted)} adopted, {len(report.kept)} still in quarantine")
+    lines = [f"adopted {segment_id}" for segment_id in report.adopted]
+    _print_settlement(lines, report, f"{len(report.adopted)} adopted, {{}} still in quarantine")
     _print_warnings(remaining)
     return 0
 
@@ -391,15 +387,21 @@ def run_purge(args: argparse.Namespace) -> int:
             _confirm_purge(len(chosen), sum(f.size for f in chosen))
         report = vault.purge([f.path.name for f in chosen])
         remaining = vault.warnings()
-    for name in report.purged:
-        print(f"purged quarantine/{name}")
-    for reason in report.kept:
-        print(f"kept: {reason}")
-    if report.settled:
-        print("index.sqlite accepted as the vault's state (the rollback warning is cleared)")
-    print(f"{len(report.purged)} purged, {len(report.kept)} kept")
+    lines = [f"purged quarantine/{name}" for name in report.purged]
+    _print_settlement(lines, report, f"{len(report.purged)} purged, {{}} kept")
     _print_warnings(remaining)
     return 0
+
+
+def _print_settlement(done: list[str], report: AdoptReport | PurgeReport, summary: str) -> None:
+    """What adopt/purge did: one line per file handled, per file kept (with the reason),
+    whether the index is now accepted, and ``summary`` with the kept count filled in."""
+    kept = report.kept
+    for line in [*done, *(f"kept: {reason}" for reason in kept)]:
+        print(line)
+    if report.settled:
+        print("index.sqlite accepted as the vault's state (the rollback warning is cleared)")
+    print(summary.format(len(kept)))
 
 
 def _confirm_purge(count: int, size: int) -> None:
