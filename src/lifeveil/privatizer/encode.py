@@ -71,9 +71,11 @@ def _expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def _video_chunks(
-    path: Path, fps: float, chunk: int, short_side: int | None = None
+def video_chunks(
+    path: Path, fps: float | None, chunk: int, short_side: int | None = None
 ) -> Iterator[tuple[list[np.ndarray], list[int], list[float]]]:
+    """Decoded frames of ``path`` (sampled at ``fps``, all if None) in lists of ``chunk``, with
+    their stream indices and times; ``short_side`` lets the decoder scale them."""
     frames, idx, times = [], [], []
     for f in iter_video_frames(path, fps=fps, short_side=short_side):
         frames.append(f.image)
@@ -115,13 +117,13 @@ def _encode_video(
 ) -> None:
     t = privatizer.cfg.clip_frames
     if t > 1:  # clip mode: one z per window of t sampled frames
-        for frames, idx, times in _video_chunks(video, fps, t):
+        for frames, idx, times in video_chunks(video, fps, t):
             rep = privatizer.privatize_clips([frames], mode)
             out.add(rep.z, rep.kl_bits, str(video), idx[:1], times[:1])
         return
     # The decoder scales frames to the student's input (shorter side = input size; the
     # privatizer crops the centre) in a background thread, overlapping decode and inference.
-    chunks = _video_chunks(video, fps, 64, short_side=privatizer.input_size)
+    chunks = video_chunks(video, fps, 64, short_side=privatizer.input_size)
     for frames, idx, times in prefetch(chunks, maxsize=2):
         rep = privatizer.privatize(frames, mode)
         out.add(rep.z, rep.kl_bits, str(video), idx, times)
