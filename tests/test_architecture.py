@@ -55,10 +55,15 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "bench": frozenset(
         {"ingest", "data", "teachers", "privatizer", "vault", "transport", "device", "server"}
     ),
+    # The owner's local web console: it shows the device's vault, outbox and ledger; it is
+    # not the z server and never imports it.
+    "console": frozenset(
+        {"ingest", "data", "teachers", "privatizer", "vault", "transport", "device"}
+    ),
     # The app layer: a thin argv front end over all of the library.
     "cli": frozenset(
         {"ingest", "data", "teachers", "privatizer", "vault", "transport", "device"}
-        | {"server", "bench"}
+        | {"server", "bench", "console"}
     ),
 }
 UNITS = frozenset(MAY_IMPORT)

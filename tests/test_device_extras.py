@@ -41,7 +41,14 @@ THIRD_PARTY_GROUPS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "server": (frozenset({"base", "server"}), frozenset({"base", "server"})),
     "bench": (frozenset({"base", "bench"}), frozenset({"base", "bench", "hub", "ray", "no-deps"})),
     # Module level: base only, so `lifeveil --help` and the device commands run everywhere.
-    "cli": (frozenset({"base"}), frozenset({"base", "server", "bench", "hub", "no-deps"})),
+    "console": (
+        frozenset({"base", "server", "console"}),
+        frozenset({"base", "server", "console"}),
+    ),
+    "cli": (
+        frozenset({"base"}),
+        frozenset({"base", "server", "bench", "console", "hub", "no-deps"}),
+    ),
 }
 
 #: Packages the device must run without; each is blocked in the device-side run below if it is
