@@ -15,10 +15,19 @@ frames go only to the vault.
 Restarts: each z is committed to the outbox together with the source position it reached,
 and each vault segment records the stream interval it covers, so an agent killed at any
 point and started again on the same file neither loses nor repeats frames, segments or z.
+
+Privacy ledger: before a z is queued it is charged to the :class:`~lifeveil.device.ledger.Ledger`
+beside the outbox (its bits, the day, the privatizer version). With a daily budget
+(``DeviceConfig.daily_budget_bits``), a z that would take the day over it is withheld: it is
+not queued, the source position moves past it, one warning says so, and the uplink keeps its
+constant rate with cover frames until the next UTC day.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lifeveil.device.config import DeviceConfig
+from lifeveil.device.ledger import LEDGER_FILE, Bound, Ledger, Verdict
 from lifeveil.device.outbox import Outbox, SourceState
 from lifeveil.device.segmenter import SegmentRecorder, recorded_until
 from lifeveil.device.source import (
@@ -37,11 +47,13 @@ from lifeveil.device.source import (
     stream_rate,
 )
 from lifeveil.errors import InputError
-from lifeveil.privatizer import Privatizer
+from lifeveil.privatizer import Privatizer, Representation
 from lifeveil.transport.uplink import Uplink, UplinkConfig
 from lifeveil.vault import SegmentInfo, Vault
 
+log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+OUTBOX_FLOAT_BITS = 32  # the outbox keeps z as float32; the wire may carry fewer bits a value
 
 
 @dataclass
@@ -52,6 +64,7 @@ class SourceReport:
     frames_decoded: int = 0
     frames_sampled: int = 0
     z_queued: int = 0
+    z_withheld: int = 0  # privatized but not released: the day's privacy budget was spent
     segments: int = 0
     raw_bytes: int = 0  # plaintext bytes of H.264 segments stored in the vault
     seconds: float = 0.0  # stream time covered
@@ -89,6 +102,7 @@ class DeviceAgent:
         vault: where raw segments go; None records no raw video (tests, benchmarks).
         uplink: where z goes; None only queues (an offline device).
         progress: receives one line per notable event (segment stored, source done, ...).
+        ledger: where released z are charged; None opens ``ledger.sqlite`` beside the outbox.
     """
 
     def __init__(
@@ -100,6 +114,7 @@ class DeviceAgent:
         vault: Vault | None = None,
         uplink: UplinkConfig | None = None,
         progress: Progress | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         if outbox.z_dim != privatizer.z_dim:
             raise InputError(
@@ -118,6 +133,13 @@ class DeviceAgent:
         self._uplink_config = uplink
         self._progress = progress or (lambda _line: None)
         self._next_base_us = 0  # earliest capture time for the next new source
+        self.ledger = ledger or Ledger(outbox.path.with_name(LEDGER_FILE))
+        self.version = privatizer_version(privatizer)
+        self._bound = release_bound(privatizer, config)
+        self.ledger.register_version(self.version, privatizer.cfg.label, self._bound)
+        self.ledger.set_budget(config.daily_budget_bits)
+        self._cover_counted = 0  # uplink cover frames already counted in the ledger
+        self._capped_day: str | None = None  # the day the budget ran out (warned once)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -134,9 +156,21 @@ class DeviceAgent:
         self.uplink.start()
 
     def stop(self) -> None:
-        """Stop the uplink (after a short drain of in-flight frames)."""
+        """Stop the uplink (after a short drain of in-flight frames); count its cover frames."""
         if self.uplink is not None:
             self.uplink.stop()
+            self.count_cover()
+
+    def count_cover(self) -> None:
+        """Count the cover frames the uplink sent since the last count in the ledger."""
+        self.ledger.count_cover(self._new_cover())
+
+    def _new_cover(self) -> int:
+        if self.uplink is None:
+            return 0
+        sent = self.uplink.stats.cover_sent
+        new, self._cover_counted = sent - self._cover_counted, sent
+        return new
 
     def __enter__(self) -> DeviceAgent:
         self.start()
@@ -196,6 +230,7 @@ class DeviceAgent:
             f"{spec.name}: {report.frames_decoded} frames decoded, {report.frames_sampled} "
             f"sampled at {self.config.fps:g} fps -> {report.z_queued} z queued, "
             f"{report.segments} raw segment(s) in the vault"
+            + (f", {report.z_withheld} z withheld (daily budget)" if report.z_withheld else "")
         )
         return report
 
@@ -238,15 +273,58 @@ class DeviceAgent:
         times: Sequence[float],
         report: SourceReport,
     ) -> None:
-        mode = self.config.release_mode
-        if self.privatizer.cfg.clip_frames > 1:
-            z = self.privatizer.privatize_clips([list(frames)], mode=mode).z
-        else:
-            z = self.privatizer.privatize(list(frames), mode=mode).z
+        rep = self._privatize(frames)
         timestamp_us = state.base_us + round(times[0] * 1e6)
-        seqs = self.outbox.put_many([(z[0], timestamp_us)], source=state.key, position_s=times[-1])
+        verdict = self.ledger.charge(
+            source=state.key,
+            timestamp_us=timestamp_us,
+            bits=self._bits(rep),
+            version=self.version,
+            budget_bits=self.config.daily_budget_bits,
+            cover=self._new_cover(),
+        )
+        if not verdict.released:
+            self._withhold(state, times[-1], verdict, report)
+            return
+        seqs = self.outbox.put_many(
+            [(rep.z[0], timestamp_us)], source=state.key, position_s=times[-1]
+        )
         report.z_queued += len(seqs)
         report.seqs.extend(seqs)
+
+    def _privatize(self, frames: Sequence[np.ndarray]) -> Representation:
+        mode = self.config.release_mode
+        if self.privatizer.cfg.clip_frames > 1:
+            return self.privatizer.privatize_clips([list(frames)], mode=mode)
+        return self.privatizer.privatize(list(frames), mode=mode)
+
+    def _bits(self, rep: Representation) -> float:
+        """What the ledger charges for this z: see :func:`release_bound`."""
+        if self._bound is Bound.FLOAT_WIDTH:
+            return float(self.privatizer.z_dim * self._float_bits())
+        return float(rep.kl_bits[0])
+
+    def _float_bits(self) -> int:
+        if self._uplink_config is None:
+            return OUTBOX_FLOAT_BITS
+        return 8 * self._uplink_config.wire.payload_bytes // self.privatizer.z_dim
+
+    def _withhold(
+        self, state: SourceState, position_s: float, verdict: Verdict, report: SourceReport
+    ) -> None:
+        """Skip a z over the day's budget for good: the source moves past it, nothing queued."""
+        self.outbox.put_many([], source=state.key, position_s=position_s)
+        report.z_withheld += 1
+        if self._capped_day == verdict.day:
+            return
+        self._capped_day = verdict.day
+        log.warning(
+            "privacy ledger: daily budget of %.1f bits reached on %s (%.1f bits released); "
+            "no real z leaves this device until 00:00 UTC, the uplink sends cover frames only",
+            verdict.budget_bits,
+            verdict.day,
+            verdict.spent_bits,
+        )
 
     # -- everything ---------------------------------------------------------------------
     def run(
@@ -269,3 +347,29 @@ class DeviceAgent:
                 self._progress(f"drain timed out; {pending} z stay queued in the outbox")
             self.stop()
         return reports
+
+
+def release_bound(privatizer: Privatizer, config: DeviceConfig) -> Bound:
+    """Which bound the ledger charges for this privatizer's releases (see :class:`Bound`).
+
+    An fsq code: its exact bits. A VIB sampled release: the frame's KL. A VIB releasing its
+    mean (deterministic and continuous): no information bound but the width of the encoding.
+    """
+    cfg = privatizer.cfg
+    if cfg.bottleneck == "fsq":
+        return Bound.FSQ_CODE
+    mode = config.release_mode or cfg.deploy_mode
+    return Bound.VIB_KL if mode == "sample" else Bound.FLOAT_WIDTH
+
+
+def privatizer_version(privatizer: Privatizer) -> str:
+    """A version id for the ledger: SHA-256 (hex, first 16) of the config and every weight.
+
+    Two checkpoints with the same weights and config get the same id wherever they are loaded
+    from, in either runtime.
+    """
+    digest = hashlib.sha256(json.dumps(privatizer.cfg.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(privatizer.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -3,7 +3,8 @@
 The device keeps its state in ``--state DIR`` (default ``$LIFEVEIL_DEVICE_DIR`` or
 ``.lifeveil/device``; made 0700, every file in it 0600): ``device.json`` (identity and token,
 from ``enroll``, plus the high-water mark of the device's sequence numbers) and
-``outbox.sqlite`` (z waiting for the server). Deleting the outbox loses only the z still in
+``outbox.sqlite`` (z waiting for the server) and ``ledger.sqlite`` (the privacy ledger: the
+bits of every released z, per day and privatizer version; ``lifeveil device ledger``). Deleting the outbox loses only the z still in
 it: the agent continues above the mark kept in ``device.json`` (``sequence.json`` when the
 token is a bare token file), so the server never sees a sequence number twice. If it does
 anyway (``device.json`` restored from an old copy, or shared by two cameras), the server
@@ -60,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_enroll(sub)
     _add_run(sub)
     _add_status(sub)
+    _add_ledger(sub)
     _add_requeue(sub)
 
 
@@ -122,6 +124,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate-hz", type=float, help="uplink frames per second (default 10)")
     p.add_argument("--segment-seconds", type=float, help="seconds per vault segment (default 10)")
     p.add_argument("--realtime", action="store_true", help="pace files at capture speed")
+    p.add_argument(
+        "--daily-budget-bits",
+        type=float,
+        help="privacy budget: bits of z released per UTC day, then cover frames only "
+        "(default: none; see docs/GUARANTEES.md)",
+    )
     p.add_argument("--offline", action="store_true", help="only queue z; do not connect")
     p.add_argument(
         "--until-drained",
@@ -153,6 +161,20 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
     _vault_options(p, required=False)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_status)
+
+
+def _add_ledger(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ledger",
+        help="the privacy ledger: bits of z released per day and in total",
+        description="Per-day and lifetime totals of the privacy ledger: z released, their bits "
+        "(an upper bound on what they disclose, see docs/GUARANTEES.md), per privatizer "
+        "version, and cover frames (not charged). Reads the ledger without touching a running "
+        "agent.",
+    )
+    _state_option(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_ledger)
 
 
 def _add_requeue(sub: argparse._SubParsersAction) -> None:
@@ -216,6 +238,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("sources done; uplink keeps running (Ctrl-C to stop)", flush=True)
             while not outbox.session_conflicts:
                 agent.check_uplink()
+                agent.count_cover()
                 time.sleep(0.5)
     finally:
         agent.stop()
@@ -225,6 +248,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"stored, {stats.duplicates} duplicate acks, {stats.conflicted} kept as conflicts",
             flush=True,
         )
+        print(_ledger_line(agent.ledger.spent_today(), config.daily_budget_bits), flush=True)
+        agent.ledger.close()
         outbox.close()
         vault.close()
     _raise_on_conflicts(outbox.session_conflicts, args)
@@ -254,6 +279,43 @@ def cmd_requeue_conflicts(args: argparse.Namespace) -> int:
             "`lifeveil device run` sends them"
         )
     return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """``lifeveil device ledger``."""
+    from lifeveil.device.ledger import LEDGER_FILE, read_summary
+
+    summary = read_summary(args.state / LEDGER_FILE)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    if summary is None:
+        print(f"ledger: none yet in {args.state} (the agent has released no z)")
+        return 0
+    for line in _ledger_lines(summary):
+        print(line)
+    return 0
+
+
+def _ledger_lines(summary: dict) -> list[str]:
+    budget = summary["daily_budget_bits"]
+    lines = [f"daily budget: {'none' if budget is None else f'{budget:.1f} bits'}"]
+    lines += [
+        f"version {v}: {info['label']} (charged as {info['bound']}), first released "
+        f"{info['first_released']}"
+        for v, info in summary["versions"].items()
+    ]
+    lines.append(f"{'day':<12}{'z':>10}{'bits':>16}{'cover frames':>14}")
+    for day in summary["days"]:
+        lines.append(f"{day['day']:<12}{day['z']:>10}{day['bits']:>16.1f}{day['cover']:>14}")
+    life = summary["lifetime"]
+    lines.append(f"{'lifetime':<12}{life['z']:>10}{life['bits']:>16.1f}{life['cover']:>14}")
+    return lines
+
+
+def _ledger_line(spent_bits: float, budget_bits: float | None) -> str:
+    cap = "no daily budget" if budget_bits is None else f"of a {budget_bits:.1f}-bit daily budget"
+    return f"ledger: {spent_bits:.1f} bits released today (UTC) {cap}; `lifeveil device ledger`"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -298,6 +360,7 @@ def _device_config(args: argparse.Namespace) -> DeviceConfig:
         rate_hz=args.rate_hz,
         segment_s=args.segment_seconds,
         realtime=True if args.realtime else None,
+        daily_budget_bits=args.daily_budget_bits,
     )
 
 

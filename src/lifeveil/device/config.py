@@ -24,12 +24,21 @@ class DeviceConfig:
     max_in_flight: int = 256  # unacked frames on the wire before ticks carry cover only
     backoff_initial_s: float = 0.5  # first reconnect delay; doubles up to backoff_max_s
     backoff_max_s: float = 30.0
+    # Privacy budget: bits of released z per UTC day (the ledger's bound, see
+    # docs/GUARANTEES.md); once reached, only cover frames leave until midnight UTC.
+    # None (or absent from the TOML file) = no cap; the ledger still counts.
+    daily_budget_bits: float | None = None
 
     def __post_init__(self) -> None:
         if self.fps <= 0 or self.rate_hz <= 0 or self.segment_s <= 0:
             raise InputError(
                 f"fps={self.fps}, rate_hz={self.rate_hz} and segment_s={self.segment_s} "
                 "must all be positive"
+            )
+        if self.daily_budget_bits is not None and not self.daily_budget_bits > 0:
+            raise InputError(
+                f"daily_budget_bits={self.daily_budget_bits} must be positive (bits per UTC "
+                "day); leave it out for no cap"
             )
         if self.release_mode is not None:
             object.__setattr__(
