@@ -13,15 +13,10 @@ Typical use by the device agent::
 
 from lifeveil.vault.keys import KdfParams, generate_key_file
 from lifeveil.vault.quarantine import AdoptReport, PurgeReport, QuarantinedFile
+from lifeveil.vault.records import DEFAULT_CHUNK_SIZE, SegmentInfo, SegmentMetadata, VerifyReport
 from lifeveil.vault.rollback import IndexCheck, IndexRollbackError
-from lifeveil.vault.vault import (
-    DEFAULT_CHUNK_SIZE,
-    SegmentInfo,
-    SegmentMetadata,
-    SegmentWriter,
-    Vault,
-    VerifyReport,
-)
+from lifeveil.vault.vault import Vault
+from lifeveil.vault.writer import SegmentWriter
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
