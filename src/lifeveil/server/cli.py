@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lifeveil.errors import InputError
 from lifeveil.server import admin
+from lifeveil.server import pg_store as _pg_store  # noqa: F401  (registers "postgresql")
 from lifeveil.server.config import CONFIG_FILE, ServerConfig
 from lifeveil.server.store import ZStore
 from lifeveil.transport.protocol import UPLINK_PATH
@@ -72,6 +73,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _wire_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--z-dim", type=int, help="dimension of z (default 64; fixed per database)")
     p.add_argument("--wire-dtype", choices=("fp16", "int8"), help="uplink payload encoding")
+    p.add_argument(
+        "--store",
+        metavar="NAME_OR_DSN",
+        help="where z are stored, saved in server.toml on first init: 'sqlite' (default, a file "
+        "in the data dir) or postgresql://USER@HOST:PORT/DB (PostgreSQL with pgvector; give the "
+        "password by PGPASSWORD or ~/.pgpass)",
+    )
     p.add_argument(
         "--cert-name",
         action="append",
@@ -358,7 +366,23 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         args.data_dir,
         z_dim=getattr(args, "z_dim", None),
         wire_dtype=getattr(args, "wire_dtype", None),
+        **store_overrides(getattr(args, "store", None)),
     )
+
+
+def store_overrides(store: str | None) -> dict[str, str]:
+    """``--store`` as config fields: a backend name, or a PostgreSQL URL (-> its DSN).
+
+    >>> store_overrides("postgresql://lv@db/lifeveil")
+    {'store': 'postgresql', 'store_dsn': 'postgresql://lv@db/lifeveil'}
+    """
+    if store is None:
+        return {}
+    if store.startswith(("postgresql://", "postgres://")):
+        return {"store": "postgresql", "store_dsn": store}
+    if "://" in store:
+        raise InputError(f"--store {store!r}: only postgresql:// URLs are supported")
+    return {"store": store}
 
 
 @contextlib.contextmanager

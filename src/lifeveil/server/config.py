@@ -22,7 +22,14 @@ class ServerConfig:
         data_dir: holds ``server.toml``, the database and the TLS certificate and key.
         z_dim: dimension d of stored z; fixed for the life of a database.
         wire_dtype: frame payload encoding the uplink accepts (``fp16`` or ``int8``).
-        store: name of the store backend (see ``lifeveil.server.store.list_stores``).
+        store: name of the store backend (see ``lifeveil.server.store.list_stores``):
+            ``sqlite`` (default, one file in the data directory) or ``postgresql``.
+        store_dsn: where the ``postgresql`` store connects, e.g.
+            ``postgresql://lifeveil@db.example:5432/lifeveil``; leave the password out and
+            give it by ``PGPASSWORD`` or ``~/.pgpass``. Unused by ``sqlite``.
+        ann_min_records: the ``sqlite`` store answers k-NN from an HNSW index (persisted in
+            ``lifeveil.db.ann/``, exact re-ranking) for tenants with at least this many
+            records, and by an exact scan below it; 0 turns the index off.
         max_body_bytes: largest HTTP request body accepted (413 above).
         max_frames_per_post: most frames in one ``POST /v1/frames`` batch.
         replay_window_s: accepted clock skew for ``X-LifeVeil-Timestamp``; nonces are
@@ -47,6 +54,8 @@ class ServerConfig:
     z_dim: int = 64
     wire_dtype: str = "fp16"
     store: str = "sqlite"
+    store_dsn: str = ""
+    ann_min_records: int = 20_000
     max_body_bytes: int = 1 << 20
     max_frames_per_post: int = 64
     replay_window_s: float = 300.0
@@ -66,6 +75,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         _ = self.wire  # raises ProtocolError for a bad z_dim or wire_dtype
+        if self.ann_min_records < 0:
+            raise InputError("ann_min_records must be >= 0 (0 turns the k-NN index off)")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise InputError("sqlite_synchronous must be FULL, NORMAL or EXTRA")
 
@@ -78,6 +89,11 @@ class ServerConfig:
     def db_path(self) -> Path:
         """SQLite database file."""
         return self.data_dir / "lifeveil.db"
+
+    @property
+    def ann_dir(self) -> Path:
+        """Folder of the SQLite store's k-NN index files (one per tenant), beside the database."""
+        return self.data_dir / "lifeveil.db.ann"
 
     @property
     def cert_path(self) -> Path:

@@ -2,8 +2,9 @@
 
 Every read takes a ``tenant_id`` that the caller got from authentication, never from the
 request body: tenant isolation is enforced here, in one place, by construction. Backends
-implement :class:`ZStore`; ``sqlite`` (WAL mode, one file) is built in, and a PostgreSQL
-backend can register itself with :func:`register_store` and be chosen in ``server.toml``.
+implement :class:`ZStore`; ``sqlite`` (WAL mode, one file) is the embedded default and
+``postgresql`` (``pg_store``: pgvector HNSW) serves larger deployments; either is chosen by
+name in ``server.toml``, and others can register with :func:`register_store`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from lifeveil.errors import LifeVeilError
 from lifeveil.registry import Registry
 from lifeveil.server.heads import LinearHead
 from lifeveil.server.search import cosine_knn
@@ -36,6 +38,14 @@ DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     "user": (SCOPE_QUERY, SCOPE_MANAGE),
     "device": (SCOPE_UPLOAD,),
 }
+
+
+class StoreUnavailableError(LifeVeilError):
+    """The database behind the store cannot be reached now (down, restarting, network).
+
+    Transient: the server answers 503 with Retry-After and the device outbox resends (ingest
+    is idempotent, so nothing is lost or stored twice).
+    """
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,539 @@
+"""The PostgreSQL store: pgvector HNSW k-NN, for more z than one SQLite file serves well.
+
+Chosen with ``store = "postgresql"`` and ``store_dsn`` in ``server.toml`` (``lifeveil server
+init --store postgresql://USER@HOST/DB``). The schema is created and migrated on start
+(``pg_store_schema``). Every read and write names the tenant in its ``WHERE`` clause; k-NN
+takes candidates from the HNSW index (iterative scan, so a tenant filter still yields k) and
+re-ranks them exactly, the way the brute-force default scores them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lifeveil.errors import AuthError, InputError, NameTakenError, ShapeError, UnknownNameError
+from lifeveil.server.config import ServerConfig
+from lifeveil.server.heads import LinearHead
+from lifeveil.server.pg_store_pool import ConnectionPool, import_psycopg
+from lifeveil.server.pg_store_schema import (
+    META_TABLE,
+    MIGRATION_LOCK_KEY,
+    SCHEMA_VERSION,
+    TABLES,
+    migration_sql,
+)
+from lifeveil.server.search import cosine_knn
+from lifeveil.server.store import (
+    DEFAULT_SCOPES,
+    AuditEntry,
+    DeviceInfo,
+    NeighborHit,
+    Principal,
+    PrincipalKind,
+    RecordBatch,
+    Tenant,
+    TokenInfo,
+    ZStore,
+    register_store,
+)
+from lifeveil.transport.frame import AckStatus
+from lifeveil.transport.record import ZRecord
+
+_PRINCIPAL_SELECT = (
+    "SELECT p.id, p.kind, p.name, p.tenant_id, t.name, p.scopes FROM lifeveil_principals p "
+    "LEFT JOIN lifeveil_tenants t ON t.id = p.tenant_id "
+)
+_ACTIVE = "NOT p.revoked AND (p.expires_us IS NULL OR p.expires_us > %s)"
+_RECORD_SELECT = (
+    "SELECT p.name, r.seq, r.timestamp_us, r.z, r.device_id FROM lifeveil_z_records r "
+    "JOIN lifeveil_principals p ON p.id = r.device_id "
+)
+_HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics FROM lifeveil_heads"
+# Candidates fetched from HNSW per k-NN query before the exact re-ranking.
+KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR = 100, 4
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class PostgresStore(ZStore):
+    """:class:`ZStore` in a PostgreSQL database with the pgvector extension.
+
+    Args:
+        dsn: libpq connection string or ``postgresql://`` URL; a password may be left out
+            and given by ``PGPASSWORD`` or ``~/.pgpass``.
+        z_dim: dimension of stored z; must match the dimension the database was created with.
+        pool_size: most connections held open at once.
+    """
+
+    def __init__(self, dsn: str, z_dim: int, pool_size: int = 4) -> None:
+        self.z_dim = z_dim
+        self._psycopg = import_psycopg()
+        self._nonce_inserts = 0
+        self._pool = ConnectionPool(dsn, pool_size, configure=self._configure)
+        self._pool.run(self._migrate, transaction=False)
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> PostgresStore:
+        """Open ``config.store_dsn`` with the configured dimension."""
+        if not config.store_dsn:
+            raise InputError(
+                "store = 'postgresql' needs store_dsn in server.toml, e.g. "
+                "`lifeveil server init --store postgresql://USER@HOST:5432/DB`"
+            )
+        return cls(config.store_dsn, config.z_dim)
+
+    # -- connections and schema ---------------------------------------------------------------
+    def _configure(self, conn: Any) -> None:
+        from pgvector.psycopg import register_vector
+
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(conn)
+        oid = self._psycopg.types.TypeInfo.fetch(conn, "vector").oid
+        conn.adapters.register_loader(oid, _binary_z_loader(self._psycopg))
+        # Keep scanning the HNSW graph until k rows pass the tenant filter, best first.
+        conn.execute("SET hnsw.iterative_scan = strict_order")
+        conn.execute("SET hnsw.ef_search = 100")
+
+    def _migrate(self, conn: Any) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute(META_TABLE)
+            meta = dict(conn.execute("SELECT key, value FROM lifeveil_meta").fetchall())
+            version = int(meta.get("schema_version", 0))
+            if version > SCHEMA_VERSION:
+                raise InputError(
+                    f"the database has LifeVeil schema version {version}; this LifeVeil reads "
+                    f"up to {SCHEMA_VERSION}; use the matching LifeVeil version"
+                )
+            if "z_dim" in meta and int(meta["z_dim"]) != self.z_dim:
+                raise ShapeError(
+                    f"the database stores z of dimension {meta['z_dim']} but the configuration "
+                    f"says {self.z_dim}; fix z_dim in server.toml or use another database"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                conn.execute(migration_sql(step, self.z_dim))
+            conn.execute(
+                "INSERT INTO lifeveil_meta (key, value) VALUES ('schema_version', %s), "
+                "('z_dim', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (str(SCHEMA_VERSION), str(self.z_dim)),
+            )
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        """Rows of one read (binary results: z arrive as float32 arrays, not text)."""
+        return self._pool.run(
+            lambda c: c.execute(sql, params, binary=True).fetchall(), transaction=False
+        )
+
+    def _write(self, sql: str, params: Sequence[object] = ()) -> Any:
+        """Run one statement in a transaction; returns its rows (RETURNING) or rowcount."""
+
+        def work(conn: Any) -> Any:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else cur.rowcount
+
+        return self._pool.run(work)
+
+    # -- tenants and principals ---------------------------------------------------------
+    def create_tenant(self, name: str) -> Tenant:
+        try:
+            rows = self._write(
+                "INSERT INTO lifeveil_tenants (name, created_us) VALUES (%s, %s) RETURNING id",
+                (name, _now_us()),
+            )
+        except self._psycopg.errors.UniqueViolation:
+            raise NameTakenError(f"tenant {name!r} already exists") from None
+        return Tenant(int(rows[0][0]), name)
+
+    def get_tenant(self, name: str) -> Tenant | None:
+        rows = self._query("SELECT id, name FROM lifeveil_tenants WHERE name = %s", (name,))
+        return Tenant(*rows[0]) if rows else None
+
+    def list_tenants(self) -> list[Tenant]:
+        rows = self._query('SELECT id, name FROM lifeveil_tenants ORDER BY name COLLATE "C"')
+        return [Tenant(*row) for row in rows]
+
+    def add_principal(
+        self,
+        kind: PrincipalKind,
+        name: str,
+        token_hash: str,
+        tenant_id: int | None,
+        scopes: Sequence[str] | None = None,
+        expires_us: int | None = None,
+    ) -> Principal:
+        if (kind == "admin") != (tenant_id is None):
+            raise InputError("admins have no tenant; users and devices need one")
+        scope_text = " ".join(DEFAULT_SCOPES[kind] if scopes is None else scopes)
+        try:
+            rows = self._write(
+                "INSERT INTO lifeveil_principals (kind, tenant_id, name, token_hash, created_us, "
+                "scopes, expires_us) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (kind, tenant_id, name, token_hash, _now_us(), scope_text, expires_us),
+            )
+        except self._psycopg.errors.UniqueViolation:
+            raise NameTakenError(f"a {kind} named {name!r} already exists in this tenant") from None
+        return _principal(self._query(_PRINCIPAL_SELECT + "WHERE p.id = %s", (rows[0][0],))[0])
+
+    def _active_where(self, where: str, params: Sequence[object]) -> Principal | None:
+        sql = _PRINCIPAL_SELECT + f"WHERE {_ACTIVE} AND {where}"
+        rows = self._query(sql, (_now_us(), *params))
+        return _principal(rows[0]) if rows else None
+
+    def find_principal(self, token_hash: str) -> Principal | None:
+        return self._active_where("p.token_hash = %s", (token_hash,))
+
+    def get_principal(
+        self, kind: PrincipalKind, name: str, tenant_id: int | None
+    ) -> Principal | None:
+        return self._active_where(
+            "p.kind = %s AND p.tenant_id IS NOT DISTINCT FROM %s AND p.name = %s",
+            (kind, tenant_id, name),
+        )
+
+    def list_tokens(self, tenant_id: int | None = None) -> list[TokenInfo]:
+        where, params = (
+            ("WHERE p.tenant_id = %s", (tenant_id,)) if tenant_id is not None else ("", ())
+        )
+        rows = self._query(
+            "SELECT p.id, p.kind, p.name, t.name, p.scopes, p.created_us, p.last_seen_us, "
+            "p.expires_us, p.rotated_us, p.revoked_us FROM lifeveil_principals p "
+            f"LEFT JOIN lifeveil_tenants t ON t.id = p.tenant_id {where} "
+            'ORDER BY t.name IS NOT NULL, t.name COLLATE "C", p.kind, p.name COLLATE "C"',
+            params,
+        )
+        return [TokenInfo(*r[:4], tuple(r[4].split()), *r[5:]) for r in rows]
+
+    def rotate_principal(
+        self, principal_id: int, token_hash: str, expires_us: int | None = None
+    ) -> None:
+        count = self._write(
+            "UPDATE lifeveil_principals SET token_hash = %s, rotated_us = %s, expires_us = %s "
+            "WHERE id = %s AND NOT revoked",
+            (token_hash, _now_us(), expires_us, principal_id),
+        )
+        if count != 1:
+            raise UnknownNameError(f"no active principal with id {principal_id}")
+
+    def append_audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
+        self._write(
+            "INSERT INTO lifeveil_audit (time_us, actor, action, target, detail) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (_now_us(), actor, action, target, detail),
+        )
+
+    def read_audit(self, limit: int | None = None) -> list[AuditEntry]:
+        rows = self._query(
+            "SELECT id, time_us, actor, action, target, detail FROM lifeveil_audit "
+            "ORDER BY id DESC LIMIT %s",
+            (limit,),
+        )
+        return [AuditEntry(*r) for r in reversed(rows)]
+
+    def list_devices(self, tenant_id: int) -> list[DeviceInfo]:
+        rows = self._query(
+            "SELECT p.name, (SELECT COUNT(*) FROM lifeveil_z_records r WHERE r.device_id = p.id), "
+            "p.created_us, p.last_seen_us FROM lifeveil_principals p WHERE p.kind = 'device' "
+            'AND p.tenant_id = %s AND NOT p.revoked ORDER BY p.name COLLATE "C"',
+            (tenant_id,),
+        )
+        return [DeviceInfo(*row) for row in rows]
+
+    def revoke_principal(self, principal_id: int) -> None:
+        self._write(
+            "UPDATE lifeveil_principals SET revoked = TRUE, revoked_us = %s "
+            "WHERE id = %s AND NOT revoked",
+            (_now_us(), principal_id),
+        )
+
+    # -- records --------------------------------------------------------------------------
+    def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
+        if device.kind != "device" or device.tenant_id is None:
+            raise InputError(f"only devices store records, not a {device.kind}")
+        blobs = [self._z_array(r.z) for r in records]
+        return self._pool.run(lambda conn: self._put(conn, device, records, blobs))
+
+    def _put(
+        self, conn: Any, device: Principal, records: Sequence[ZRecord], zs: list[np.ndarray]
+    ) -> list[AckStatus]:
+        now = _now_us()
+        # Locks the device's row, so a revoke that commits first is seen and one that comes
+        # later waits for this write: nothing is stored after a revoke commits.
+        alive = conn.execute(
+            "UPDATE lifeveil_principals p SET last_seen_us = %s WHERE p.id = %s AND " + _ACTIVE,
+            (now, device.id, now),
+        ).rowcount
+        if alive != 1:
+            raise AuthError(
+                f"device {device.name!r} was revoked or its token expired; nothing stored"
+            )
+        first: dict[int, int] = {}
+        for i, record in enumerate(records):
+            first.setdefault(int(record.seq), i)
+        stored = self._insert(conn, device, [(records[i], zs[i]) for i in first.values()], now)
+        existing = self._existing(conn, device.id, [s for s in first if s not in stored])
+        statuses = []
+        for i, record in enumerate(records):
+            seq = int(record.seq)
+            if seq in stored and first[seq] == i:
+                statuses.append(AckStatus.STORED)
+                continue
+            ts, z = (
+                existing[seq]
+                if seq in existing
+                else (records[first[seq]].timestamp_us, zs[first[seq]])
+            )
+            same = int(ts) == int(record.timestamp_us) and z.tobytes() == zs[i].tobytes()
+            statuses.append(AckStatus.DUPLICATE if same else AckStatus.CONFLICT)
+        return statuses
+
+    def _insert(
+        self, conn: Any, device: Principal, rows: list[tuple[ZRecord, np.ndarray]], now: int
+    ) -> set[int]:
+        """COPY the rows into a staging table, then insert the new ones; returns their seqs."""
+        if not rows:
+            return set()
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS lifeveil_z_in (seq BIGINT, timestamp_us BIGINT, "
+            f"z vector({self.z_dim})) ON COMMIT DELETE ROWS"
+        )
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY lifeveil_z_in (seq, timestamp_us, z) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(["int8", "int8", "vector"])
+            for record, z in rows:
+                copy.write_row((int(record.seq), int(record.timestamp_us), z))
+        inserted = conn.execute(
+            "INSERT INTO lifeveil_z_records (device_id, seq, tenant_id, timestamp_us, received_us, z) "
+            "SELECT %s, seq, %s, timestamp_us, %s, z FROM lifeveil_z_in "
+            "ON CONFLICT (device_id, seq) DO NOTHING RETURNING seq",
+            (device.id, device.tenant_id, now),
+        ).fetchall()
+        return {int(r[0]) for r in inserted}
+
+    def _existing(
+        self, conn: Any, device_id: int, seqs: list[int]
+    ) -> dict[int, tuple[int, np.ndarray]]:
+        if not seqs:
+            return {}
+        rows = conn.execute(
+            "SELECT seq, timestamp_us, z FROM lifeveil_z_records "
+            "WHERE device_id = %s AND seq = ANY(%s)",
+            (device_id, seqs),
+            binary=True,
+        ).fetchall()
+        return {int(s): (int(t), np.asarray(z, dtype="<f4")) for s, t, z in rows}
+
+    def _z_array(self, z: np.ndarray) -> np.ndarray:
+        if z.shape != (self.z_dim,):
+            raise ShapeError(f"z has shape {z.shape}; this store holds ({self.z_dim},)")
+        return np.ascontiguousarray(z, dtype="<f4")
+
+    def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
+        sql, params = "SELECT COUNT(*) FROM lifeveil_z_records WHERE tenant_id = %s", [tenant_id]
+        if device_id is not None:
+            sql, params = sql + " AND device_id = %s", [*params, device_id]
+        return int(self._query(sql, params)[0][0])
+
+    def load_records(
+        self,
+        tenant_id: int,
+        *,
+        device_id: int | None = None,
+        t_start_us: int | None = None,
+        t_end_us: int | None = None,
+        limit: int | None = None,
+    ) -> RecordBatch:
+        where, params = _record_filter(tenant_id, device_id, t_start_us, t_end_us)
+        sql = _RECORD_SELECT + where + " ORDER BY r.timestamp_us, r.device_id, r.seq LIMIT %s"
+        return self._batch(self._query(sql, [*params, limit]))
+
+    def get_records(self, tenant_id: int, keys: Sequence[tuple[str, int]]) -> RecordBatch:
+        def work(conn: Any) -> list[tuple]:
+            rows = []
+            for device, seq in keys:
+                row = conn.execute(
+                    _RECORD_SELECT + "WHERE r.tenant_id = %s AND p.name = %s "
+                    "AND p.kind = 'device' AND r.seq = %s",
+                    (tenant_id, device, int(seq)),
+                    binary=True,
+                ).fetchone()
+                if row is None:
+                    raise UnknownNameError(f"no stored record (device={device!r}, seq={seq})")
+                rows.append(row)
+            return rows
+
+        return self._batch(self._pool.run(work, transaction=False))
+
+    def _batch(self, rows: list[tuple]) -> RecordBatch:
+        z = np.zeros((len(rows), self.z_dim), dtype=np.float32)
+        for i, row in enumerate(rows):
+            z[i] = row[3]
+        return RecordBatch(
+            devices=[r[0] for r in rows],
+            seqs=np.array([r[1] for r in rows], dtype=np.int64),
+            timestamps_us=np.array([r[2] for r in rows], dtype=np.int64),
+            z=z,
+        )
+
+    def knn(
+        self, tenant_id: int, query: np.ndarray, k: int, device_id: int | None = None
+    ) -> list[NeighborHit]:
+        """HNSW candidates (``max(100, 4k)``) of this tenant, re-ranked by exact cosine."""
+        if k <= 0:
+            return []
+        where, params = _record_filter(tenant_id, device_id, None, None)
+        count = max(KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR * k)
+        vector = np.ascontiguousarray(query, dtype=np.float32)
+        rows = self._query(
+            _RECORD_SELECT + where + " ORDER BY r.z <=> %s LIMIT %s", [*params, vector, count]
+        )
+        # The exact scan's row order, so ties break the same way.
+        rows.sort(key=lambda r: (r[2], r[4], r[1]))
+        batch = self._batch(rows)
+        idx, scores = cosine_knn(batch.z, query, k)
+        return [
+            NeighborHit(batch.devices[i], int(batch.seqs[i]), int(batch.timestamps_us[i]), float(s))
+            for i, s in zip(idx, scores, strict=True)
+        ]
+
+    # -- heads and replay -----------------------------------------------------------------
+    def put_head(self, tenant_id: int, head: LinearHead) -> None:
+        if head.z_dim != self.z_dim:
+            raise ShapeError(
+                f"head {head.name!r} takes d={head.z_dim}; this store has d={self.z_dim}"
+            )
+        self._write(
+            "INSERT INTO lifeveil_heads (tenant_id, name, classes, coef, intercept, n_train, "
+            "metrics, created_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (tenant_id, name) DO UPDATE SET classes = EXCLUDED.classes, "
+            "coef = EXCLUDED.coef, intercept = EXCLUDED.intercept, n_train = EXCLUDED.n_train, "
+            "metrics = EXCLUDED.metrics, created_us = EXCLUDED.created_us",
+            (
+                tenant_id,
+                head.name,
+                json.dumps(list(head.classes)),
+                head.coef.astype("<f4").tobytes(),
+                head.intercept.astype("<f4").tobytes(),
+                head.n_train,
+                json.dumps(head.metrics, sort_keys=True),
+                _now_us(),
+            ),
+        )
+
+    def get_head(self, tenant_id: int, name: str) -> LinearHead | None:
+        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = %s AND name = %s", (tenant_id, name))
+        return self._head(rows[0]) if rows else None
+
+    def list_heads(self, tenant_id: int) -> list[LinearHead]:
+        rows = self._query(
+            _HEAD_SELECT + ' WHERE tenant_id = %s ORDER BY name COLLATE "C"', (tenant_id,)
+        )
+        return [self._head(row) for row in rows]
+
+    def _head(self, row: tuple) -> LinearHead:
+        name, classes_json, coef, intercept, n_train, metrics = row
+        classes = tuple(json.loads(classes_json))
+        return LinearHead(
+            name=name,
+            classes=classes,
+            coef=np.frombuffer(bytes(coef), dtype="<f4").reshape(len(classes), self.z_dim).copy(),
+            intercept=np.frombuffer(bytes(intercept), dtype="<f4").copy(),
+            n_train=int(n_train),
+            metrics=json.loads(metrics),
+        )
+
+    def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:
+        self._nonce_inserts += 1
+        sweep = self._nonce_inserts % 256 == 0
+
+        def work(conn: Any) -> bool:
+            if sweep:
+                conn.execute("DELETE FROM lifeveil_nonces WHERE expires_us < %s", (now_us,))
+            return (
+                conn.execute(
+                    "INSERT INTO lifeveil_nonces (principal_id, nonce, expires_us) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (principal_id, nonce) DO NOTHING",
+                    (principal_id, nonce, expires_us),
+                ).rowcount
+                == 1
+            )
+
+        return self._pool.run(work)
+
+    def storage_summary(self) -> dict[str, int]:
+        def work(conn: Any) -> dict[str, int]:
+            largest = 0
+            for table in TABLES:
+                columns = conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
+                    (table,),
+                ).fetchall()
+                for (column,) in columns:
+                    value = conn.execute(
+                        f'SELECT MAX(pg_column_size("{column}")) FROM {table}'
+                    ).fetchone()[0]
+                    largest = max(largest, int(value or 0))
+            count, each = conn.execute(
+                "SELECT COUNT(*), MAX(pg_column_size(z)) FROM lifeveil_z_records"
+            ).fetchone()
+            return {
+                "z_records": int(count),
+                "z_bytes_each": int(each or 0),
+                "largest_value": largest,
+            }
+
+        return self._pool.run(work, transaction=False)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _record_filter(
+    tenant_id: int, device_id: int | None, t_start_us: int | None, t_end_us: int | None
+) -> tuple[str, list[object]]:
+    """``WHERE`` clause and parameters: always the tenant, then the optional filters."""
+    clauses, params = ["r.tenant_id = %s"], [tenant_id]
+    for clause, value in (
+        ("r.device_id = %s", device_id),
+        ("r.timestamp_us >= %s", t_start_us),
+        ("r.timestamp_us <= %s", t_end_us),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return "WHERE " + " AND ".join(clauses), params
+
+
+def _binary_z_loader(psycopg: Any) -> type:
+    """A loader turning pgvector's binary ``vector`` (int16 d, int16 0, d big-endian
+    float32) into a little-endian float32 numpy array, with no text parsing."""
+
+    class ZLoader(psycopg.adapt.Loader):  # type: ignore[misc, name-defined]
+        format = psycopg.pq.Format.BINARY
+
+        def load(self, data: Any) -> np.ndarray:
+            return np.frombuffer(data, dtype=">f4", offset=4).astype("<f4")
+
+    return ZLoader
+
+
+def _principal(row: tuple) -> Principal:
+    return Principal(*row[:5], scopes=frozenset(row[5].split()))
+
+
+register_store(
+    "postgresql",
+    PostgresStore.from_config,
+    "PostgreSQL with pgvector (HNSW k-NN); needs store_dsn and the postgres extra",
+)
