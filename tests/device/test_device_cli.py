@@ -77,7 +77,11 @@ def test_offline_run_keeps_its_state_private_and_reserves_seqs(
     args = ["--source", str(talking_face_clip), "--vault", str(vault.root), "--state", str(state)]
     assert main(["device", "run", *args, "--model", str(tiny_checkpoint), "--offline"]) == 0
     assert state.stat().st_mode & 0o777 == 0o700
-    assert sorted(p.name for p in state.iterdir()) == ["outbox.sqlite", "sequence.json"]
+    assert sorted(p.name for p in state.iterdir()) == [
+        "ledger.sqlite",
+        "outbox.sqlite",
+        "sequence.json",
+    ]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in state.iterdir())
     capsys.readouterr()
     assert main(["device", "status", "--state", str(state), "--json"]) == 0
