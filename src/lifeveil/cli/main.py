@@ -1,8 +1,8 @@
 """``lifeveil`` entry point: dispatches to one module per subcommand.
 
 Each subcommand module exposes ``add_parser(subparsers)``, which registers its parser and sets
-``func(args) -> int``. User errors (``LifeVeilError``) print one line to stderr and exit
-non-zero without a traceback.
+``func(args) -> int``. Every failure prints one line to stderr and exits non-zero without a
+traceback (see :mod:`lifeveil.cli.failures`); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 
 from lifeveil import __version__
-from lifeveil.errors import LifeVeilError
+from lifeveil.cli.failures import describe_failure
 
 # Order is the order of `lifeveil --help`: command -> (module, one-line help). A module is
 # imported only when its command runs (or its --help is asked for), so `lifeveil --help` and
@@ -51,6 +51,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "lifeveil.cli.query",
         "query a LifeVeil server from the shell: knn, timeline, classify, list, count",
     ),
+    "console": (
+        "lifeveil.cli.console",
+        "the owner's local web console: vault, transparency log, privacy budget, status",
+    ),
 }
 SUBCOMMAND_MODULES = tuple(module for module, _ in SUBCOMMANDS.values())
 
@@ -70,6 +74,11 @@ def build_parser(argv: list[str] | None = None, load_all: bool = True) -> argpar
         ),
     )
     parser.add_argument("--version", action="version", version=f"lifeveil {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of a failure instead of one line (also LIFEVEIL_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = _command_in(argv or [])
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -97,8 +106,15 @@ def _load(name: str):  # noqa: ANN202  (a module)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Run the CLI; returns the process exit code.
+
+    Every failure ends in one line on stderr, ``lifeveil COMMAND: error: what - how to fix``,
+    and a non-zero exit code (2 for bad input, 1 for a failure of the environment or a bug);
+    ``--debug`` (anywhere on the line) or ``LIFEVEIL_DEBUG=1`` shows the traceback instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("LIFEVEIL_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser(argv, load_all=False)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -106,15 +122,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except LifeVeilError as exc:
-        print(f"lifeveil {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print(f"lifeveil {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:  # noqa: BLE001  (every failure becomes one line; --debug shows it)
+        if debug:
+            raise
+        message, code = describe_failure(exc)
+        print(f"lifeveil {args.command}: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":
