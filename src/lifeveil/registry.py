@@ -25,17 +25,6 @@ class Registry(Generic[T]):
         self._factories[name] = factory
         self._help[name] = help or (factory.__doc__ or "").strip().split("\n")[0]
 
-    def decorator(
-        self, name: str, help: str = ""
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator form of :meth:`register`."""
-
-        def wrap(factory: Callable[..., T]) -> Callable[..., T]:
-            self.register(name, factory, help)
-            return factory
-
-        return wrap
-
     def create(self, name: str, **kwargs: object) -> T:
         """Build the object registered under ``name``."""
         return self.get(name)(**kwargs)
@@ -50,6 +39,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         """Registered names, sorted."""
         return sorted(self._factories)
+
+    def in_order(self) -> list[tuple[str, Callable[..., T]]]:
+        """(name, factory) pairs in registration order (the order an evaluator runs them)."""
+        return list(self._factories.items())
 
     def describe(self) -> dict[str, str]:
         """Name -> one-line help."""

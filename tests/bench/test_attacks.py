@@ -18,8 +18,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lifeveil.bench.attacks import accumulation as accumulation_module
 from lifeveil.bench.attacks import (
+    ATTACKS,
     accumulation_attack,
     bystander_attack,
     decoder_attack,
@@ -31,9 +31,10 @@ from lifeveil.bench.attacks import (
     register_attack,
     reidentification,
 )
-from lifeveil.bench.attacks.accumulation import pool_means
+from lifeveil.bench.attacks import accumulation as accumulation_module
+from lifeveil.bench.attacks.accumulation import measure_accumulation, pool_means
 from lifeveil.bench.attacks.face_match import identity_match
-from lifeveil.bench.attacks.identity import split_per_identity
+from lifeveil.bench.attacks.identity import measure_identity_probe, measure_reid, split_per_identity
 from lifeveil.bench.attacks.recon_decoder import fit_feature_decoder, gaussian_kernel
 from lifeveil.bench.attacks.recon_optim import train_generator
 from lifeveil.bench.attacks.reconstruction import (
@@ -423,7 +424,17 @@ def test_attack_registry() -> None:
         "recon_optim",
         "reid",
     ]
-    assert get_attack("identity_probe") is identity_probes
-    assert get_attack("accumulation") is accumulation_attack
+    assert get_attack("identity_probe") is measure_identity_probe
+    assert get_attack("accumulation") is measure_accumulation
+    # run order: single releases, then accumulation, then inversion
+    assert [name for name, _ in ATTACKS.in_order()] == [
+        "identity_probe",
+        "reid",
+        "bystander",
+        "membership",
+        "accumulation",
+        "recon_decoder",
+        "recon_optim",
+    ]
     with pytest.raises(ValueError, match="already registered"):
-        register_attack("reid", reidentification)
+        register_attack("reid", measure_reid)

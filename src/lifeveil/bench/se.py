@@ -35,7 +35,7 @@ def latency_ms(method: Method, frames: Sequence[np.ndarray], repeats: int = 5) -
 
     Embedding caches are off while timing, so every call does the device's full work.
     """
-    from lifeveil.bench.methods.raw import caching_disabled
+    from lifeveil.bench.methods.teacher import caching_disabled
 
     times = []
     with caching_disabled():

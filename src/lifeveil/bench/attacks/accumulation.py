@@ -27,8 +27,10 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 from lifeveil.bench.attacks.identity import split_per_identity
+from lifeveil.bench.contracts import EvalInputs, Result, Stopwatch
 from lifeveil.bench.methods.base import Method
 from lifeveil.bench.metrics import cosine_similarity, nearest_label, uniform_chance
+from lifeveil.bench.schema import ACCUMULATION_LFW, ACCUMULATION_ORL, Axis
 from lifeveil.bench.tasks.probes import fit_linear_probe, fit_mlp_probe, probe_accuracy
 
 DEFAULT_KS: tuple[int, ...] = (1, 4, 16, 64, 256)
@@ -225,3 +227,34 @@ def accumulation_attack(
         "images_train": len(train),
         "images_test": len(test),
     }
+
+
+def measure_accumulation(inputs: EvalInputs) -> Result:
+    """The registered ``accumulation`` attack, on ORL victims and on LFW held-out identities.
+
+    Files ``accumulation_orl`` and ``accumulation_lfw``, each timed (the timings include the
+    method's releases of these faces: the attack asks for them). A deterministic method's ORL
+    releases are reused (they are its noise-free encodings).
+    """
+    data, r, preset = inputs.data, inputs.released, inputs.preset
+    orl_known = None if inputs.method.stochastic else (r.victims, r.aux)
+    faces = {
+        ACCUMULATION_ORL: (data.faces_victims, data.faces_aux, orl_known),
+        ACCUMULATION_LFW: (data.faces_lfw_heldout, data.faces_lfw_aux, None),
+    }
+    clock = Stopwatch()
+    entries = {}
+    for key, (victims, aux, known) in faces.items():
+        with clock(key):
+            entries[key] = accumulation_attack(
+                inputs.method,
+                victims.images,
+                victims.labels,
+                aux.images,
+                ks=tuple(int(k) for k in preset.accumulation_k),
+                seed=inputs.seed,
+                n_draws=preset.accumulation_draws,
+                averages=preset.accumulation_averages,
+                known=known,
+            )
+    return Result(Axis.PL, entries, clock.seconds)

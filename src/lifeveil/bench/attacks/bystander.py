@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lifeveil.bench.attacks.identity import split_per_identity
+from lifeveil.bench.contracts import EvalInputs, Result
 from lifeveil.bench.metrics import (
     chance_level,
     cosine_similarity,
@@ -17,6 +18,7 @@ from lifeveil.bench.metrics import (
     top1_accuracy,
     uniform_chance,
 )
+from lifeveil.bench.schema import BYSTANDER, Axis
 from lifeveil.bench.tasks.probes import fit_linear_probe, probe_accuracy
 
 
@@ -66,3 +68,18 @@ def _centred(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``x`` standardised with the mean and std of ``reference``."""
     mean, std = reference.mean(axis=0), reference.std(axis=0) + 1e-8
     return (x - mean) / std
+
+
+def measure_bystander(inputs: EvalInputs) -> Result:
+    """The registered ``bystander`` attack: :func:`bystander_attack` on the pasted-face frames."""
+    r, data = inputs.released, inputs.data
+    metrics = bystander_attack(
+        r.bystanders,
+        data.bystanders.labels,
+        data.bystander_scenes,
+        r.scenes_train,
+        data.scenes_train.labels,
+        r.victims,
+        inputs.seed,
+    )
+    return Result.single(Axis.PL, BYSTANDER, metrics)

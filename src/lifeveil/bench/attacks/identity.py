@@ -10,12 +10,14 @@ from __future__ import annotations
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
+from lifeveil.bench.contracts import EvalInputs, Result
 from lifeveil.bench.metrics import (
     cosine_similarity,
     reid_one_shot,
     retrieval_map,
     uniform_chance,
 )
+from lifeveil.bench.schema import IDENTITY_PROBE, REID, Axis
 from lifeveil.bench.tasks.probes import fit_linear_probe, fit_mlp_probe, probe_accuracy
 
 TRAIN_PER_IDENTITY = 5
@@ -101,3 +103,17 @@ def reidentification(
         "map": retrieval_map(sim, labels, labels, exclude_self=True),
         "chance": uniform_chance(len(ids)),
     }
+
+
+def measure_identity_probe(inputs: EvalInputs) -> Result:
+    """The registered ``identity_probe`` attack: :func:`identity_probes` on the ORL victims."""
+    labels = inputs.data.faces_victims.labels
+    metrics = identity_probes(inputs.released.victims, labels, inputs.seed)
+    return Result.single(Axis.PL, IDENTITY_PROBE, metrics)
+
+
+def measure_reid(inputs: EvalInputs) -> Result:
+    """The registered ``reid`` attack: :func:`reidentification` against the auxiliary faces."""
+    r = inputs.released
+    metrics = reidentification(r.victims, inputs.data.faces_victims.labels, r.aux)
+    return Result.single(Axis.PL, REID, metrics)

@@ -16,7 +16,9 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from lifeveil.bench.contracts import EvalInputs, Result
 from lifeveil.bench.metrics import roc_auc
+from lifeveil.bench.schema import MEMBERSHIP, Axis
 from lifeveil.bench.tasks.probes import fit_linear_probe, single_threaded
 
 
@@ -84,3 +86,10 @@ def membership_inference(
         for key, value in loss_threshold_auc(head, features, labels, members).items():
             out[f"{name}_{key}"] = value
     return out
+
+
+def measure_membership(inputs: EvalInputs) -> Result:
+    """The registered ``membership`` attack: :func:`membership_inference` on SUN8 train scenes."""
+    labels = inputs.data.scenes_train.labels
+    metrics = membership_inference(inputs.released.scenes_train, labels, inputs.seed)
+    return Result.single(Axis.PL, MEMBERSHIP, metrics)

@@ -22,8 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
-from lifeveil.bench.attacks.face_match import FaceRecogniser, judge_reconstructions
-from lifeveil.bench.attacks.reconstruction import quality, save_recon_grid
+from lifeveil.bench.attacks.face_match import (
+    FaceRecogniser,
+    judge_reconstructions,
+    optional_recogniser,
+)
+from lifeveil.bench.attacks.identity import split_per_identity
+from lifeveil.bench.attacks.reconstruction import (
+    attacker_portraits,
+    face_crops,
+    quality,
+    save_recon_grid,
+)
+from lifeveil.bench.contracts import EvalInputs, Result
+from lifeveil.bench.schema import RECON_DECODER, Axis
 
 RIDGE = 1.0  # kernel ridge penalty (the kernel's diagonal is 1)
 BANDWIDTH = 1.0  # Gaussian kernel width as a multiple of the median squared distance
@@ -143,3 +155,34 @@ def one_per_identity(labels: np.ndarray, n: int) -> np.ndarray:
     firsts = [int(np.flatnonzero(labels == i)[0]) for i in dict.fromkeys(labels.tolist())]
     rest = [i for i in range(len(labels)) if i not in set(firsts)]
     return np.array((firsts + rest)[:n], dtype=int)
+
+
+def measure_recon_decoder(inputs: EvalInputs) -> Result:
+    """The registered ``recon_decoder`` attack: every held-out ORL victim face decoded.
+
+    The decoder learns from the attacker's faces only: the LFW training portraits (and their
+    augmented copies) plus the ORL auxiliary people; the grid goes to ``recon_decoder.png``.
+    """
+    data, r, seed = inputs.data, inputs.released, inputs.seed
+    labels = data.faces_victims.labels
+    victim_crops = face_crops(data.faces_victims.images)
+    recogniser, no_judge = optional_recogniser(inputs.face_judge)
+    _, held_out = split_per_identity(labels, seed=seed)
+    portraits = attacker_portraits(data, inputs.preset.recon_aux_copies, seed)
+    metrics: dict[str, object] = dict(
+        decoder_attack(
+            np.concatenate([r.recon_aux, r.aux]),
+            face_crops([*portraits, *data.faces_aux.images]),
+            r.victims[held_out],
+            victim_crops[held_out],
+            labels[held_out],
+            recogniser=recogniser,
+            gallery=(victim_crops, labels),
+            gallery_index=held_out,
+            grid_path=inputs.out_dir / "recon_decoder.png",
+            title=f"{inputs.method.id}: reconstruction by decoder",
+        )
+    )
+    if recogniser is None:
+        metrics["id_judge_missing"] = no_judge
+    return Result.single(Axis.RR, RECON_DECODER, metrics)

@@ -22,28 +22,41 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lifeveil.bench.attacks.face_match import FaceRecogniser, judge_reconstructions
+from lifeveil.bench.attacks.face_match import (
+    FaceRecogniser,
+    judge_reconstructions,
+    optional_recogniser,
+)
+from lifeveil.bench.attacks.recon_decoder import one_per_identity
 from lifeveil.bench.attacks.reconstruction import (
     ConvDecoder,
     ConvEncoder,
     TrainSchedule,
     augment_crops,
     batches,
+    face_crops,
     one_torch_thread,
     quality,
     save_recon_grid,
 )
+from lifeveil.bench.contracts import EvalInputs, Result, Stopwatch
+from lifeveil.bench.schema import RECON_GENERATOR, RECON_OPTIM, Axis
+
+if TYPE_CHECKING:
+    from lifeveil.bench.methods.base import Method
 
 LATENT_DIM = 32
 LATENT_NOISE = 0.05  # latent jitter while training G: smooths the generator for optimisation
 LR_START, LR_END = 0.1, 0.01  # Adam step on the standardised latent, decayed linearly
 GENERATOR_BATCH = 16  # small batches: more steps per epoch for a few hundred faces
 CURVES_SHOWN = 4  # targets drawn in optim_curves.png
+SURROGATE_SIZE = 224  # pixels fed to Method.features_torch: the teacher crop, (N, 3, 224, 224)
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -303,3 +316,58 @@ def _first(inv: Inversion, n: int) -> Inversion:
         inv.lr,
         inv.best_restart[:n],
     )
+
+
+def differentiable_form(method: Method) -> Encoder | str:
+    """``method.features_torch``, or why it cannot be used (the attack is then skipped)."""
+    try:
+        with torch.no_grad():
+            method.features_torch(torch.full((1, 3, SURROGATE_SIZE, SURROGATE_SIZE), 0.5))
+    except TypeError as exc:  # the Method contract: no differentiable form -> TypeError
+        return f"no differentiable form: {exc}"
+    return method.features_torch
+
+
+def measure_recon_optim(inputs: EvalInputs) -> Result:
+    """The registered ``recon_optim`` attack: ``recon_victims`` ORL victims (one image each)
+    inverted through G, trained on the attacker's faces only (LFW portraits, ORL auxiliary).
+
+    Times ``recon_generator`` and ``recon_optim``; a method without a differentiable form gets
+    ``{"available": False, "reason": ...}`` and no timing.
+    """
+    encoder = differentiable_form(inputs.method)
+    if isinstance(encoder, str):
+        return Result(Axis.RR, {RECON_OPTIM: {"available": False, "reason": encoder}}, {})
+    data, preset, seed = inputs.data, inputs.preset, inputs.seed
+    labels = data.faces_victims.labels
+    victim_crops = face_crops(data.faces_victims.images)
+    recogniser, no_judge = optional_recogniser(inputs.face_judge)
+    clock = Stopwatch()
+    with clock(RECON_GENERATOR):
+        generator = cached_generator(
+            face_crops([*data.faces_recon_aux.images, *data.faces_aux.images]),
+            TrainSchedule(epochs=preset.generator_epochs),
+            seed,
+        )
+    with clock(RECON_OPTIM):
+        targets = one_per_identity(labels, preset.recon_victims)
+        result = optimisation_attack(
+            encoder,
+            generator,
+            inputs.released.victims[targets],
+            victim_crops[targets],
+            labels[targets],
+            restarts=preset.opt_restarts,
+            steps=preset.opt_steps,
+            seed=seed,
+            recogniser=recogniser,
+            gallery=(victim_crops, labels),
+            gallery_index=targets,
+            out_dir=inputs.out_dir,
+            title=f"{inputs.method.id}: reconstruction by optimisation",
+            encoder_size=SURROGATE_SIZE,
+        )
+    metrics: dict[str, object] = {"available": True, **result}
+    if recogniser is None:
+        metrics["id_judge_missing"] = no_judge
+    return Result(Axis.RR, {RECON_OPTIM: metrics}, clock.seconds)

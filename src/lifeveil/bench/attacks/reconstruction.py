@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -19,6 +20,9 @@ from torch import nn
 
 from lifeveil.bench.metrics import psnr, ssim
 from lifeveil.teachers.base import resize_center_crop
+
+if TYPE_CHECKING:
+    from lifeveil.bench.data import BenchData
 
 CROP_SIZE = 64
 
@@ -57,6 +61,13 @@ def augment_faces(images: Sequence[np.ndarray], copies: int, seed: int = 0) -> l
             gain = rng.uniform(0.85, 1.15)
             out.append(np.clip(moved.astype(np.float32) * gain, 0, 255).astype(np.uint8))
     return out
+
+
+def attacker_portraits(data: BenchData, copies: int, seed: int) -> list[np.ndarray]:
+    """The reconstruction attacker's queries: its LFW portraits, then ``copies`` augmented
+    variants of each (:func:`augment_faces`)."""
+    faces = data.faces_recon_aux.images
+    return [*faces, *augment_faces(faces, copies, seed)]
 
 
 def _up_block(cin: int, cout: int) -> nn.Sequential:

@@ -97,7 +97,7 @@ class Method(abc.ABC):
         teacher-based method; msr resizes them to its input size (its own crop keeps a
         slightly wider field of view, a small mismatch).
         """
-        from lifeveil.bench.methods.raw import bench_teacher
+        from lifeveil.bench.methods.teacher import bench_teacher
 
         return bench_teacher().pixels(images)
 

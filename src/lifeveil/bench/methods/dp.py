@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from lifeveil.bench.methods.base import Method
-from lifeveil.bench.methods.raw import bench_teacher, embed_cached, teacher_cost
+from lifeveil.bench.methods.teacher import bench_teacher, embed_cached, teacher_cost
 
 DEFAULT_CLIP_NORM = 25.0
 DEFAULT_DELTA = 1e-5

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from lifeveil.bench.methods.base import Method
-from lifeveil.bench.methods.raw import bench_teacher, embed_cached, embed_crops
+from lifeveil.bench.methods.teacher import bench_teacher, embed_cached, embed_crops
 from lifeveil.teachers.base import resize_center_crop
 
 

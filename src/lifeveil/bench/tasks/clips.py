@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lifeveil.bench.contracts import EvalInputs, Result
 from lifeveil.bench.metrics import cosine_similarity, uniform_chance
+from lifeveil.bench.schema import CLIP_AGREEMENT, Axis
 
 
 def split_halves(frames_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,3 +51,11 @@ def clip_agreement(clips_features: Sequence[np.ndarray]) -> dict[str, float]:
         "chance": uniform_chance(len(halves)),
         "n_clips": len(halves),
     }
+
+
+def measure_clip_agreement(inputs: EvalInputs) -> Result:
+    """The registered ``clip_agreement`` task; nothing is filed with fewer than two clips."""
+    clips = inputs.released.clips
+    if len(clips) < 2:
+        return Result(Axis.DTP, {}, {})
+    return Result.single(Axis.DTP, CLIP_AGREEMENT, clip_agreement(clips))

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
+from lifeveil.bench.contracts import EvalInputs, Result
 from lifeveil.bench.metrics import chance_level, cosine_similarity, retrieval_map
+from lifeveil.bench.schema import SCENE_PROBE, SCENE_RETRIEVAL, Axis
 from lifeveil.bench.tasks.probes import fit_knn_probe, fit_linear_probe, probe_accuracy
 from lifeveil.data.datasets import LabelledImages
 
@@ -71,3 +73,25 @@ def scene_split_record(train: LabelledImages, test: LabelledImages) -> dict[str,
         ]
         for name, part in (("train", train), ("test", test))
     }
+
+
+def measure_scene_probe(inputs: EvalInputs) -> Result:
+    """The registered ``scene_probe`` task: :func:`scene_probe` on the SUN8 split."""
+    r, data = inputs.released, inputs.data
+    metrics = scene_probe(
+        r.scenes_train,
+        data.scenes_train.labels,
+        r.scenes_test,
+        data.scenes_test.labels,
+        inputs.seed,
+    )
+    return Result.single(Axis.DTP, SCENE_PROBE, metrics)
+
+
+def measure_scene_retrieval(inputs: EvalInputs) -> Result:
+    """The registered ``scene_retrieval`` task: :func:`scene_retrieval` on the SUN8 split."""
+    r, data = inputs.released, inputs.data
+    metrics = scene_retrieval(
+        r.scenes_train, data.scenes_train.labels, r.scenes_test, data.scenes_test.labels
+    )
+    return Result.single(Axis.DTP, SCENE_RETRIEVAL, metrics)
