@@ -9,21 +9,28 @@ files in quarantine) go to stderr, one line each, so ``list --json`` stays parse
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
-from lifeveil.errors import VaultError, VaultIntegrityError, VaultKeyError
-from lifeveil.vault.keys import KdfParams, generate_key_file
-from lifeveil.vault.quarantine import AdoptReport, PurgeReport
-from lifeveil.vault.rollback import IndexRollbackError
-from lifeveil.vault.vault import DEFAULT_CHUNK_SIZE, SegmentInfo, SegmentMetadata, Vault
+from lifeveil.errors import VaultError
+from lifeveil.vault.display import (
+    adopt_lines,
+    format_size,
+    purge_lines,
+    retention_lines,
+    segment_line,
+    segment_table,
+    segments_json,
+    verify_lines,
+    verify_verdict,
+)
+from lifeveil.vault.keys import KdfParams
+from lifeveil.vault.records import DEFAULT_CHUNK_SIZE, SegmentMetadata
+from lifeveil.vault.secret import PASSPHRASE_ENV, create_vault, unlock_secret
+from lifeveil.vault.vault import Vault
 
 VAULT_ENV = "LIFEVEIL_VAULT"
-PASSPHRASE_ENV = "LIFEVEIL_VAULT_PASSPHRASE"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -200,7 +207,7 @@ def _add_purge(actions: argparse._SubParsersAction, common: argparse.ArgumentPar
     p.set_defaults(func=run_purge)
 
 
-# ---- secrets --------------------------------------------------------------------------------
+# ---- opening --------------------------------------------------------------------------------
 
 
 def _vault_dir(args: argparse.Namespace) -> Path:
@@ -209,47 +216,18 @@ def _vault_dir(args: argparse.Namespace) -> Path:
     return Path(args.vault)
 
 
-def _read_passphrase(args: argparse.Namespace, *, confirm: bool) -> str:
-    if args.passphrase_file:
-        try:
-            text = Path(args.passphrase_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise VaultKeyError(
-                f"{args.passphrase_file}: cannot read passphrase file ({exc.strerror})"
-            ) from None
-        passphrase = text.removesuffix("\n").removesuffix("\r")
-    elif os.environ.get(PASSPHRASE_ENV) is not None:
-        passphrase = os.environ[PASSPHRASE_ENV]
-    else:
-        passphrase = _prompt_passphrase(confirm)
-    if not passphrase:
-        raise VaultKeyError("the passphrase is empty; choose a non-empty passphrase")
-    return passphrase
-
-
-def _prompt_passphrase(confirm: bool) -> str:
-    if not sys.stdin.isatty():
-        raise VaultKeyError(
-            f"no passphrase: use --passphrase-file, ${PASSPHRASE_ENV} or --key-file, or run "
-            "interactively"
-        )
-    passphrase = getpass.getpass("Vault passphrase: ")
-    if confirm and getpass.getpass("Repeat passphrase: ") != passphrase:
-        raise VaultKeyError("the two passphrases differ; nothing was created")
-    return passphrase
-
-
-def _secret(args: argparse.Namespace, *, confirm: bool = False) -> dict[str, object]:
-    if args.key_file:
-        return {"key_file": args.key_file}
-    return {"passphrase": _read_passphrase(args, confirm=confirm)}
-
-
 def _open(args: argparse.Namespace, *, warn: bool = True, **options: object) -> Vault:
-    vault = Vault.open(_vault_dir(args), **_secret(args), **options)  # type: ignore[arg-type]
+    root = _vault_dir(args)  # before the secret: a missing folder is reported first
+    secret = unlock_secret(args.key_file, args.passphrase_file)
+    vault = Vault.open(root, **secret, **options)  # type: ignore[arg-type]
     if warn:
         _print_warnings(vault.warnings())
     return vault
+
+
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
 
 
 def _print_warnings(lines: list[str] | tuple[str, ...]) -> None:
@@ -264,15 +242,9 @@ def run_init(args: argparse.Namespace) -> int:
     """``lifeveil vault init``."""
     root = _vault_dir(args)
     kdf = KdfParams(args.argon2_time_cost, args.argon2_memory_kib, args.argon2_parallelism)
-    new_key_file = bool(args.key_file) and not Path(args.key_file).exists()
-    if new_key_file:
-        generate_key_file(args.key_file)
-    try:
-        vault = Vault.init(root, kdf=kdf, **_secret(args, confirm=True))  # type: ignore[arg-type]
-    except BaseException:
-        if new_key_file:  # it protects nothing yet
-            Path(args.key_file).unlink(missing_ok=True)
-        raise
+    vault, new_key_file = create_vault(
+        root, kdf=kdf, key_file=args.key_file, passphrase_file=args.passphrase_file
+    )
     with vault:
         if new_key_file:
             print(f"created key file {args.key_file} (keep it safe: without it the vault is lost)")
@@ -287,11 +259,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     with _open(args, chunk_size=args.chunk_size) as vault:
         for name in args.files:
             meta = SegmentMetadata(source_name=args.source, duration_s=args.duration)
-            if name == "-":
-                info = vault.ingest(sys.stdin.buffer, meta)
-            else:
-                info = vault.ingest(Path(name), meta)
-            print(f"{info.segment_id}  {_size(info.size)}  {info.source_name or '-'}")
+            source = sys.stdin.buffer if name == "-" else Path(name)
+            print(segment_line(vault.ingest(source, meta)))
     return 0
 
 
@@ -299,15 +268,7 @@ def run_list(args: argparse.Namespace) -> int:
     """``lifeveil vault list``."""
     with _open(args) as vault:
         segments = vault.list()
-    if args.json:
-        print(json.dumps([_as_json(s) for s in segments], indent=2))
-        return 0
-    rows = [("ID", "CREATED (UTC)", "SOURCE", "SIZE", "DURATION")]
-    rows += [_table_row(s) for s in segments]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    print(f"{len(segments)} segment(s), {_size(sum(s.size for s in segments))}")
+    _print([segments_json(segments)] if args.json else segment_table(segments))
     return 0
 
 
@@ -315,7 +276,7 @@ def run_export(args: argparse.Namespace) -> int:
     """``lifeveil vault export``."""
     with _open(args) as vault:
         info = vault.export(args.segment, args.output, overwrite=args.force)
-    print(f"exported {info.segment_id} ({_size(info.size)}) to {args.output}")
+    print(f"exported {info.segment_id} ({format_size(info.size)}) to {args.output}")
     return 0
 
 
@@ -333,10 +294,7 @@ def run_retention(args: argparse.Namespace) -> int:
     """``lifeveil vault retention``."""
     with _open(args) as vault:
         expired = vault.apply_retention(args.older_than_days, dry_run=args.dry_run)
-    verb = "would delete" if args.dry_run else "deleted"
-    for info in expired:
-        print(f"{verb} {info.segment_id}  {_created(info)}  {info.source_name or '-'}")
-    print(f"{verb} {len(expired)} segment(s) older than {args.older_than_days:g} days")
+    _print(retention_lines(expired, args.older_than_days, args.dry_run))
     return 0
 
 
@@ -345,26 +303,9 @@ def run_verify(args: argparse.Namespace) -> int:
     rolled back or altered. Quarantined files alone are warnings."""
     with _open(args, warn=False) as vault:
         report = vault.verify()
-    for note in report.recovered:
-        print(f"recovered: {note}")
-    for name in report.quarantined:
-        print(f"QUARANTINED: quarantine/{name}")
-    for problem in report.problems:
-        print(f"DAMAGED: {problem}")
+    _print(verify_lines(report))
     _print_warnings(report.warnings)
-    if report.problems:
-        index = "" if report.index_ok else "; index.sqlite is not the vault's latest state either"
-        raise VaultIntegrityError(
-            f"{len(report.problems)} of {report.checked} segment(s) failed verification "
-            f"(listed above); the others are intact{index}"
-        )
-    if not report.index_ok:
-        raise IndexRollbackError(
-            f"{report.checked} segment(s) decrypted and authenticated, but index.sqlite is not "
-            "the vault's latest state (warning above): put the newer index.sqlite back, or "
-            "settle with `lifeveil vault adopt` and `lifeveil vault purge`"
-        )
-    print(f"OK: {report.checked} segment(s) decrypted and authenticated")
+    print(verify_verdict(report))
     return 0
 
 
@@ -373,8 +314,7 @@ def run_adopt(args: argparse.Namespace) -> int:
     with _open(args, warn=False) as vault:
         report = vault.adopt(args.from_index)
         remaining = vault.warnings()
-    lines = [f"adopted {segment_id}" for segment_id in report.adopted]
-    _print_settlement(lines, report, f"{len(report.adopted)} adopted, {{}} still in quarantine")
+    _print(adopt_lines(report))
     _print_warnings(remaining)
     return 0
 
@@ -387,25 +327,13 @@ def run_purge(args: argparse.Namespace) -> int:
             _confirm_purge(len(chosen), sum(f.size for f in chosen))
         report = vault.purge([f.path.name for f in chosen])
         remaining = vault.warnings()
-    lines = [f"purged quarantine/{name}" for name in report.purged]
-    _print_settlement(lines, report, f"{len(report.purged)} purged, {{}} kept")
+    _print(purge_lines(report))
     _print_warnings(remaining)
     return 0
 
 
-def _print_settlement(done: list[str], report: AdoptReport | PurgeReport, summary: str) -> None:
-    """What adopt/purge did: one line per file handled, per file kept (with the reason),
-    whether the index is now accepted, and ``summary`` with the kept count filled in."""
-    kept = report.kept
-    for line in [*done, *(f"kept: {reason}" for reason in kept)]:
-        print(line)
-    if report.settled:
-        print("index.sqlite accepted as the vault's state (the rollback warning is cleared)")
-    print(summary.format(len(kept)))
-
-
 def _confirm_purge(count: int, size: int) -> None:
-    what = f"{count} quarantined file(s) ({_size(size)})"
+    what = f"{count} quarantined file(s) ({format_size(size)})"
     if not sys.stdin.isatty():
         raise VaultError(
             f"purge would delete {what} for good: pass --yes to confirm (stdin is not a "
@@ -414,39 +342,3 @@ def _confirm_purge(count: int, size: int) -> None:
     answer = input(f"Delete {what} for good? This cannot be undone. [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise VaultError("purge cancelled; nothing was deleted")
-
-
-# ---- formatting -----------------------------------------------------------------------------
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = n / 1024
-    for unit in ("KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
-
-
-def _created(info: SegmentInfo) -> str:
-    return datetime.fromtimestamp(info.created_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _table_row(info: SegmentInfo) -> tuple[str, str, str, str, str]:
-    duration = "-" if info.duration_s is None else f"{info.duration_s:.1f} s"
-    return (info.segment_id, _created(info), info.source_name or "-", _size(info.size), duration)
-
-
-def _as_json(info: SegmentInfo) -> dict[str, object]:
-    return {
-        "id": info.segment_id,
-        "created_at": info.created_at,
-        "source_name": info.source_name,
-        "size": info.size,
-        "stored_size": info.stored_size,
-        "duration_s": info.duration_s,
-        "sha256": info.sha256,
-        "extra": dict(info.extra),
-    }
