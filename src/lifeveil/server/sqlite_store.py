@@ -8,7 +8,6 @@ default) means an ack is only sent once the record would survive a power cut.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
@@ -19,8 +18,10 @@ import numpy as np
 
 from lifeveil.errors import AuthError, InputError, NameTakenError, ShapeError, UnknownNameError
 from lifeveil.io import private_dir, private_file
+from lifeveil.server.ann_search import AnnSearch
 from lifeveil.server.config import ServerConfig
-from lifeveil.server.heads import LinearHead
+from lifeveil.server.sqlite_store_ann import SQLiteAnn
+from lifeveil.server.sqlite_store_heads import SQLiteHeads
 from lifeveil.server.sqlite_store_schema import (
     AUDIT_SCHEMA,
     MIGRATE_1_TO_2,
@@ -53,18 +54,28 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class SQLiteStore(ZStore):
+class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
     """:class:`ZStore` in one SQLite database file (WAL journal).
 
     Args:
         path: database file; created with its folder if missing.
         z_dim: dimension of stored z; must match the dimension the file was created with.
         synchronous: SQLite ``synchronous`` pragma (``FULL``, ``NORMAL`` or ``EXTRA``).
+        ann_min_records: tenants with at least this many records get k-NN from an HNSW index
+            kept in ``PATH.ann/`` (exact re-ranking); smaller ones, or all with 0, an exact
+            scan.
     """
 
-    def __init__(self, path: str | Path, z_dim: int, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        z_dim: int,
+        synchronous: str = "FULL",
+        ann_min_records: int = 20_000,
+    ) -> None:
         self.path = Path(path)
         self.z_dim = z_dim
+        self._ann = AnnSearch(self, Path(f"{self.path}.ann"), z_dim, ann_min_records)
         private_dir(self.path.parent)
         private_file(self.path)  # SQLite gives -wal and -shm the database file's mode
         self._lock = threading.RLock()
@@ -80,7 +91,7 @@ class SQLiteStore(ZStore):
     @classmethod
     def from_config(cls, config: ServerConfig) -> SQLiteStore:
         """Open ``config.db_path`` with the configured dimension and durability."""
-        return cls(config.db_path, config.z_dim, config.sqlite_synchronous)
+        return cls(config.db_path, config.z_dim, config.sqlite_synchronous, config.ann_min_records)
 
     def _setup(self, synchronous: str) -> None:
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -258,6 +269,7 @@ class SQLiteStore(ZStore):
             raise InputError(f"only devices store records, not a {device.kind}")
         now = _now_us()
         statuses = []
+        stored: list[tuple[int, int, np.ndarray]] = []
         with self._transaction() as db:
             active = db.execute(
                 "SELECT 1 FROM principals p WHERE p.id = ? AND " + _ACTIVE, (device.id, now)
@@ -268,7 +280,10 @@ class SQLiteStore(ZStore):
                 )
             for record in records:
                 statuses.append(self._put_one(db, device, record, now))
+                if statuses[-1] is AckStatus.STORED:
+                    stored.append((device.id, int(record.seq), record.z))
             db.execute("UPDATE principals SET last_seen_us = ? WHERE id = ?", (now, device.id))
+        self._ann_stored(device.tenant_id, stored)
         return statuses
 
     def _put_one(
@@ -353,47 +368,6 @@ class SQLiteStore(ZStore):
         )
 
     # -- heads and replay -----------------------------------------------------------------
-    def put_head(self, tenant_id: int, head: LinearHead) -> None:
-        if head.z_dim != self.z_dim:
-            raise ShapeError(
-                f"head {head.name!r} takes d={head.z_dim}; this store has d={self.z_dim}"
-            )
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO heads (tenant_id, name, classes, coef, intercept, "
-                "n_train, metrics, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    tenant_id,
-                    head.name,
-                    json.dumps(list(head.classes)),
-                    head.coef.astype("<f4").tobytes(),
-                    head.intercept.astype("<f4").tobytes(),
-                    head.n_train,
-                    json.dumps(head.metrics, sort_keys=True),
-                    _now_us(),
-                ),
-            )
-
-    def get_head(self, tenant_id: int, name: str) -> LinearHead | None:
-        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = ? AND name = ?", (tenant_id, name))
-        return self._head(rows[0]) if rows else None
-
-    def list_heads(self, tenant_id: int) -> list[LinearHead]:
-        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = ? ORDER BY name", (tenant_id,))
-        return [self._head(row) for row in rows]
-
-    def _head(self, row: tuple) -> LinearHead:
-        name, classes_json, coef, intercept, n_train, metrics = row
-        classes = tuple(json.loads(classes_json))
-        return LinearHead(
-            name=name,
-            classes=classes,
-            coef=np.frombuffer(coef, dtype="<f4").reshape(len(classes), self.z_dim).copy(),
-            intercept=np.frombuffer(intercept, dtype="<f4").copy(),
-            n_train=int(n_train),
-            metrics=json.loads(metrics),
-        )
-
     def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:
         with self._transaction() as db:
             self._nonce_inserts += 1
@@ -426,6 +400,7 @@ class SQLiteStore(ZStore):
         return {"z_records": int(count), "z_bytes_each": int(each or 0), "largest_value": largest}
 
     def close(self) -> None:
+        self._ann.close()
         with self._lock:
             self._conn.close()
 
@@ -433,7 +408,5 @@ class SQLiteStore(ZStore):
 def _principal(row: tuple) -> Principal:
     return Principal(*row[:5], scopes=frozenset(row[5].split()))
 
-
-_HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics FROM heads"
 
 register_store("sqlite", SQLiteStore.from_config, "one SQLite file in WAL mode (embedded default)")

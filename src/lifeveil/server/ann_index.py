@@ -1,0 +1,222 @@
+"""One tenant's approximate k-NN index: an HNSW graph (usearch) plus an exactly scanned tail.
+
+Records are identified by ``(device_id, seq)`` keys; HNSW label ``i`` is row ``i`` of the
+key table. New records go to the *tail* at once (so a query sees a record as soon as it is
+stored) and are scored there by brute force; a background worker later *absorbs* the tail
+into a copy of the graph and swaps it in, so searches never wait for an insert and the
+published graph is never written while it is searched.
+
+usearch (the ``server`` extra's choice, measured against faiss-cpu and hnswlib in
+``docs/SERVER.md``) is imported only when an index is built or loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# HNSW parameters: 16 links per node, 128 candidates while inserting, 128 while searching.
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 128
+FORMAT_VERSION = 1
+
+
+def new_hnsw(z_dim: int) -> Any:
+    """An empty cosine HNSW graph of float32 vectors."""
+    from usearch.index import Index
+
+    return Index(
+        ndim=z_dim,
+        metric="cos",
+        dtype="f32",
+        connectivity=CONNECTIVITY,
+        expansion_add=EXPANSION_ADD,
+        expansion_search=EXPANSION_SEARCH,
+    )
+
+
+def ann_available() -> bool:
+    """Whether the ANN library is installed (otherwise every k-NN is an exact scan)."""
+    try:
+        import usearch.index  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """Rows not yet in the graph: ``keys[:n]`` (device_id, seq) and ``z[:n]``.
+
+    Appends write past ``n`` and publish a new ``_Tail``; rows below ``n`` never change, so a
+    search may keep using a snapshot while ingest goes on.
+    """
+
+    keys: np.ndarray
+    z: np.ndarray
+    n: int
+
+    @classmethod
+    def empty(cls, z_dim: int, capacity: int = 1024) -> _Tail:
+        return cls(np.zeros((capacity, 2), np.int64), np.zeros((capacity, z_dim), np.float32), 0)
+
+    def append(self, keys: np.ndarray, z: np.ndarray) -> _Tail:
+        m = len(keys)
+        store_keys, store_z = self.keys, self.z
+        if self.n + m > len(store_keys):
+            capacity = max(2 * len(store_keys), self.n + m)
+            store_keys = np.zeros((capacity, 2), np.int64)
+            store_z = np.zeros((capacity, self.z.shape[1]), np.float32)
+            store_keys[: self.n], store_z[: self.n] = self.keys[: self.n], self.z[: self.n]
+        store_keys[self.n : self.n + m], store_z[self.n : self.n + m] = keys, z
+        return _Tail(store_keys, store_z, self.n + m)
+
+    def drop_first(self, m: int) -> _Tail:
+        rest = _Tail.empty(self.z.shape[1], max(1024, self.n - m))
+        return rest.append(self.keys[m : self.n], self.z[m : self.n])
+
+
+class TenantAnnIndex:
+    """The graph and tail of one tenant; thread-safe (searches never block on inserts)."""
+
+    def __init__(self, z_dim: int, graph: Any = None, keys: np.ndarray | None = None) -> None:
+        self.z_dim = z_dim
+        self._lock = threading.Lock()
+        self._graph = graph
+        self._keys = keys if keys is not None else np.zeros((0, 2), np.int64)
+        self._tail = _Tail.empty(z_dim)
+        self.dirty = graph is None  # the graph on disk (if any) is older than this one
+
+    @property
+    def n_indexed(self) -> int:
+        """Records in the graph."""
+        return len(self._keys)
+
+    @property
+    def n_pending(self) -> int:
+        """Records in the tail, scanned exactly until absorbed."""
+        return self._tail.n
+
+    def __len__(self) -> int:
+        return self.n_indexed + self.n_pending
+
+    def adopt(self, saved: TenantAnnIndex) -> None:
+        """Use a loaded index's graph and keys in place of this one's; the tail stays."""
+        with saved._lock:
+            graph, keys = saved._graph, saved._keys
+        with self._lock:
+            self._graph, self._keys = graph, keys
+            self.dirty = False
+
+    def append(self, keys: np.ndarray, z: np.ndarray) -> None:
+        """Add stored records (``keys`` int64 ``(m, 2)``, ``z`` float32 ``(m, d)``) to the tail."""
+        with self._lock:
+            self._tail = self._tail.append(keys, z)
+
+    def wants_absorb(self, min_rows: int = 4096, fraction: float = 0.05) -> bool:
+        """Whether the tail is big enough to be worth folding into the graph."""
+        return self.n_pending >= max(min_rows, int(fraction * self.n_indexed))
+
+    def candidates(self, query: np.ndarray, count: int) -> np.ndarray:
+        """Keys ``(c, 2)`` of up to ``2 * count`` likely neighbours of ``query`` (unique)."""
+        with self._lock:
+            graph, keys, tail = self._graph, self._keys, self._tail
+        found = [_tail_best(tail, query, count)]
+        if graph is not None and len(keys):
+            labels = np.asarray(graph.search(query.astype(np.float32), count, threads=1).keys)
+            found.append(keys[labels[labels < len(keys)].astype(np.int64)])
+        return np.unique(np.concatenate(found), axis=0)
+
+    def absorb(self, threads: int = 1) -> None:
+        """Insert the current tail into a copy of the graph, then publish the copy.
+
+        Only one absorb may run at a time (the caller's worker serialises them).
+        """
+        with self._lock:
+            graph, keys, tail = self._graph, self._keys, self._tail
+        n = tail.n
+        if n == 0:
+            return
+        grown = graph.copy() if graph is not None else new_hnsw(self.z_dim)
+        labels = np.arange(len(keys), len(keys) + n, dtype=np.uint64)
+        grown.add(labels, tail.z[:n], threads=threads)
+        new_keys = np.concatenate([keys, tail.keys[:n]])
+        with self._lock:
+            self._graph, self._keys = grown, new_keys
+            self._tail = self._tail.drop_first(n)
+            self.dirty = True
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, folder: Path, tenant_id: int) -> None:
+        """Write the graph and its keys (not the tail) atomically into ``folder``."""
+        with self._lock:
+            graph, keys = self._graph, self._keys
+        if graph is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        base = folder / f"tenant-{tenant_id}"
+        _replace(base.with_suffix(".usearch"), graph.save)
+        _replace(base.with_suffix(".keys.npy"), lambda p: _save_npy(p, keys))
+        meta = {"format": FORMAT_VERSION, "z_dim": self.z_dim, "n": len(keys), "lib": "usearch"}
+        _replace(base.with_suffix(".json"), lambda p: Path(p).write_text(json.dumps(meta)))
+        self.dirty = False
+
+    @classmethod
+    def load(cls, folder: Path, tenant_id: int, z_dim: int) -> TenantAnnIndex | None:
+        """The saved index of this tenant, or None if missing, unreadable or of another shape."""
+        from usearch.index import Index
+
+        base = folder / f"tenant-{tenant_id}"
+        try:
+            meta = json.loads(base.with_suffix(".json").read_text())
+            keys = np.load(base.with_suffix(".keys.npy"), allow_pickle=False)
+            graph = Index.restore(str(base.with_suffix(".usearch")))
+        except (OSError, ValueError, RuntimeError):
+            return None
+        consistent = (
+            meta.get("format") == FORMAT_VERSION
+            and meta.get("z_dim") == z_dim
+            and graph is not None
+            and meta.get("n") == len(keys) == len(graph)
+            and graph.ndim == z_dim
+            and keys.shape == (len(keys), 2)
+        )
+        if not consistent:
+            return None
+        index = cls(z_dim, graph, keys.astype(np.int64))
+        index.dirty = False
+        return index
+
+    def indexed_keys(self) -> np.ndarray:
+        """Keys of every record in the graph or the tail."""
+        with self._lock:
+            return np.concatenate([self._keys, self._tail.keys[: self._tail.n]])
+
+
+def _tail_best(tail: _Tail, query: np.ndarray, count: int) -> np.ndarray:
+    """Keys of the ``count`` tail rows most cosine-similar to ``query`` (approximate order)."""
+    if tail.n == 0:
+        return np.zeros((0, 2), np.int64)
+    z = tail.z[: tail.n]
+    norms = np.linalg.norm(z, axis=1) * max(float(np.linalg.norm(query)), 1e-30)
+    scores = (z @ query.astype(np.float32)) / np.maximum(norms, 1e-30)
+    if tail.n <= count:
+        return tail.keys[: tail.n].copy()
+    return tail.keys[np.argpartition(-scores, count)[:count]]
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would append ".npy" to a name
+        np.save(fh, array, allow_pickle=False)
+
+
+def _replace(path: Path, write: Any) -> None:
+    """Write via ``write(tmp_path)`` then rename over ``path`` (readers never see half)."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(str(tmp))
+    os.replace(tmp, path)

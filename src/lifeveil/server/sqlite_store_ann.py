@@ -1,0 +1,66 @@
+"""k-NN for the SQLite store through per-tenant HNSW indexes (a mixin of ``SQLiteStore``).
+
+The indexes live in memory and in ``lifeveil.db.ann/`` beside the database; see
+:mod:`lifeveil.server.ann_search`. What they return is re-ranked on z read here, inside the
+tenant, so answers equal the exact scan's up to recall.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from lifeveil.server.ann_search import AnnSearch
+from lifeveil.server.store import NeighborHit, ZStore
+
+# Candidate keys per SQL statement when reading them back (below SQLite's variable limit).
+_KEYS_PER_QUERY = 400
+
+
+class SQLiteAnn(ZStore):
+    """``knn`` from :class:`AnnSearch` where it is ready and worth it, else the exact scan."""
+
+    _conn: sqlite3.Connection
+    _lock: threading.RLock
+    _ann: AnnSearch
+
+    def knn(
+        self, tenant_id: int, query: np.ndarray, k: int, device_id: int | None = None
+    ) -> list[NeighborHit]:
+        hits = self._ann.knn(tenant_id, query, k, device_id)
+        return hits if hits is not None else super().knn(tenant_id, query, k, device_id)
+
+    def tenant_vectors(self, tenant_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys ``(n, 2)`` (device_id, seq) and z ``(n, d)`` of every record of a tenant."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT device_id, seq, z FROM z_records WHERE tenant_id = ?", (tenant_id,)
+            ).fetchall()
+        keys = np.array([(r[0], r[1]) for r in rows], dtype=np.int64).reshape(-1, 2)
+        z = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").astype(np.float32)
+        return keys, z.reshape(len(rows), self.z_dim)
+
+    def records_by_keys(self, tenant_id: int, keys: np.ndarray) -> list[tuple]:
+        """Rows (name, seq, timestamp_us, z, device_id) of this tenant's records in ``keys``."""
+        rows: list[tuple] = []
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            params: list[int] = [tenant_id, *(int(v) for pair in chunk for v in pair)]
+            with self._lock:
+                rows += self._conn.execute(
+                    "SELECT p.name, r.seq, r.timestamp_us, r.z, r.device_id FROM z_records r "
+                    "JOIN principals p ON p.id = r.device_id WHERE r.tenant_id = ? AND "
+                    f"(r.device_id, r.seq) IN (VALUES {values})",
+                    params,
+                ).fetchall()
+        return [(n, s, t, np.frombuffer(z, dtype="<f4"), d) for n, s, t, z, d in rows]
+
+    def _ann_stored(self, tenant_id: int, stored: Sequence[tuple[int, int, np.ndarray]]) -> None:
+        """Tell the index about records just committed: ``(device_id, seq, z)``."""
+        if stored:
+            keys = np.array([(d, s) for d, s, _ in stored], dtype=np.int64)
+            self._ann.on_stored(tenant_id, keys, np.stack([z for _, _, z in stored]))
