@@ -20,7 +20,8 @@ cameras) is an error, never a drop: the record stays in the database marked as a
 again under seqs from a fresh epoch once the cause is fixed.
 
 Files: the folder is made 0700 and the database with its ``-wal`` and ``-shm`` files 0600
-before SQLite opens them (z is personal data even when privatized).
+before SQLite opens them (z is personal data even when privatized); the SQLite layer is in
+:mod:`lifeveil.device.outbox_db`.
 
 The uplink contract (see :mod:`lifeveil.transport.uplink`): ``next_record`` hands out each
 pending record once per uplink session, oldest first; the uplink itself resends its in-flight
@@ -37,62 +38,34 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lifeveil.device.outbox_db import (
+    CONFLICTED,
+    REFUSED,
+    SCHEMA,
+    SCHEMA_VERSION,
+    OutboxStats,
+    SourceState,
+    Transaction,
+    bump,
+    connect_durable,
+    count_pending,
+    get_meta,
+    make_private,
+    read_stats,
+    record_of,
+    set_meta,
+    z_blob,
+)
 from lifeveil.device.sequence import SEQ_BLOCK, SequenceMark, next_epoch
 from lifeveil.errors import EgressRefusedError, InputError
-from lifeveil.io import private_dir, private_file
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import ZRecord
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY,          -- device-local, strictly increasing, never reused
-    timestamp_us INTEGER NOT NULL,    -- capture time, microseconds since the Unix epoch
-    z BLOB NOT NULL,                  -- float32 little-endian, z_dim values
-    queued_us INTEGER NOT NULL,       -- when put() committed it
-    status INTEGER                    -- NULL = pending; else the AckStatus, or -1 = refused
-);
-CREATE INDEX IF NOT EXISTS records_pending ON records (seq) WHERE status IS NULL;
-CREATE TABLE IF NOT EXISTS sources (
-    key TEXT PRIMARY KEY,             -- stable id of a source (see lifeveil.device.source)
-    base_us INTEGER NOT NULL,         -- capture time of the source's t = 0
-    position_s REAL                   -- stream time of the last frame turned into z
-);
-"""
-REFUSED = -1  # status of a record the egress guard refused (never sent, kept for inspection)
-CONFLICTED = int(AckStatus.CONFLICT)  # status of a record kept after a CONFLICT ack
-SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-
-
-@dataclass(frozen=True)
-class SourceState:
-    """Where the agent is in one source: its time origin and the last frame already in z."""
-
-    key: str
-    base_us: int  # capture time (us since epoch) of stream time 0
-    position_s: float | None  # stream time (s) of the last frame privatized; None: none yet
-
-
-@dataclass(frozen=True)
-class OutboxStats:
-    """Counters of one outbox (persisted)."""
-
-    next_seq: int  # the seq the next put() will get
-    pending: int  # queued and not yet acked
-    put: int  # records ever queued
-    stored: int  # acked as newly stored by the server
-    duplicates: int  # acked as already stored (a resend after a lost ack)
-    conflicts: int  # CONFLICT acks ever: the server holds a different record under that seq
-    refused: int  # refused by the egress guard (never sent)
-    conflicted: int = 0  # records kept after a CONFLICT ack, waiting for requeue_conflicts()
 
 
 class Outbox:
@@ -126,16 +99,14 @@ class Outbox:
         self._seq_block = seq_block
         self._lock = threading.Lock()
         try:
-            _make_private(self.path)
+            make_private(self.path)
         except OSError as exc:
             raise InputError(
                 f"{self.path}: cannot create the outbox or make it private ({exc.strerror}); "
                 "use a state folder you own"
             ) from None
         try:
-            self._db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=10.0
-            )
+            self._db = connect_durable(self.path)
             self._configure()
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a usable outbox database ({exc})") from None
@@ -146,19 +117,14 @@ class Outbox:
 
     # -- setup --------------------------------------------------------------------------
     def _configure(self) -> None:
-        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise InputError(
-                f"{self.path}: SQLite refused WAL mode; keep the outbox on a local disk"
-            )
-        self._db.execute("PRAGMA synchronous=FULL")  # put() returning means it survives power loss
-        self._db.execute("PRAGMA busy_timeout=10000")
         with self._lock:
-            self._db.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + "\nCOMMIT;")
-            with self._transaction():
+            self._db.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + "\nCOMMIT;")
+            with Transaction(self._db):
                 stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
                 if not stored:
-                    self._set_meta({"schema": SCHEMA_VERSION, "z_dim": self.z_dim, "next_seq": 0})
+                    set_meta(
+                        self._db, {"schema": SCHEMA_VERSION, "z_dim": self.z_dim, "next_seq": 0}
+                    )
         if int(stored.get("schema", SCHEMA_VERSION)) > SCHEMA_VERSION:
             raise InputError(f"{self.path}: outbox schema is newer than this LifeVeil; upgrade it")
         if stored and int(stored["z_dim"]) != self.z_dim:
@@ -174,9 +140,9 @@ class Outbox:
         outbox restored from an old copy; the price is a gap of at most a block per start.
         """
         assert self.seq_mark is not None
-        with self._lock, self._transaction():
+        with self._lock, Transaction(self._db):
             mark = self.seq_mark.load()
-            used = int(self._meta("next_seq", "0") or 0)
+            used = int(get_meta(self._db, "next_seq", "0") or 0)
             if used == 0 and mark > 0:
                 log.warning(
                     "outbox %s is new but %s shows seqs below %d may have been used; "
@@ -186,7 +152,7 @@ class Outbox:
                     mark,
                     mark,
                 )
-            self._set_meta({"next_seq": max(used, mark), "seq_reserved": max(used, mark)})
+            set_meta(self._db, {"next_seq": max(used, mark), "seq_reserved": max(used, mark)})
 
     def _reserve(self, end: int) -> None:
         """Make sure seqs below ``end`` are reserved in the mark file before they are used.
@@ -195,22 +161,11 @@ class Outbox:
         """
         if self.seq_mark is None:
             return
-        if end <= int(self._meta("seq_reserved", "0") or 0):
+        if end <= int(get_meta(self._db, "seq_reserved", "0") or 0):
             return
         reserved = end + self._seq_block
         self.seq_mark.raise_to(reserved)  # durable before any seq below it is committed
-        self._set_meta({"seq_reserved": reserved})
-
-    def _set_meta(self, values: dict[str, object]) -> None:
-        self._db.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [(k, str(v)) for k, v in values.items()],
-        )
-
-    def _meta(self, key: str, default: str | None = None) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        set_meta(self._db, {"seq_reserved": reserved})
 
     def close(self) -> None:
         """Close the database."""
@@ -231,9 +186,9 @@ class Outbox:
         device identities.
         """
         with self._lock:
-            bound = self._meta("device")
+            bound = get_meta(self._db, "device")
             if bound is None:
-                self._set_meta({"device": name})
+                set_meta(self._db, {"device": name})
             elif bound != name:
                 raise InputError(
                     f"{self.path} belongs to device {bound!r}, not {name!r}; its sequence "
@@ -244,7 +199,7 @@ class Outbox:
     def device(self) -> str | None:
         """The device this outbox is bound to, if any."""
         with self._lock:
-            return self._meta("device")
+            return get_meta(self._db, "device")
 
     # -- producer side ------------------------------------------------------------------
     def put(
@@ -271,34 +226,28 @@ class Outbox:
         frame these z summarise) is advanced in the same transaction, so that after a crash
         the records and the resume point agree.
         """
-        blobs = [(self._blob(z), int(ts)) for z, ts in items]
+        blobs = [(z_blob(z, self.z_dim), int(ts)) for z, ts in items]
         now_us = time.time_ns() // 1000
-        with self._lock, self._transaction():
-            first = int(self._meta("next_seq", "0") or 0)
+        with self._lock, Transaction(self._db):
+            first = int(get_meta(self._db, "next_seq", "0") or 0)
             seqs = list(range(first, first + len(blobs)))
             self._reserve(first + len(blobs))
             self._db.executemany(
                 "INSERT INTO records (seq, timestamp_us, z, queued_us) VALUES (?, ?, ?, ?)",
                 [(s, ts, blob, now_us) for s, (blob, ts) in zip(seqs, blobs, strict=True)],
             )
-            self._bump("put", len(blobs))
-            self._set_meta({"next_seq": first + len(blobs)})
+            bump(self._db, "put", len(blobs))
+            set_meta(self._db, {"next_seq": first + len(blobs)})
             if source is not None and position_s is not None:
                 self._db.execute(
                     "UPDATE sources SET position_s = ? WHERE key = ?", (position_s, source)
                 )
         return seqs
 
-    def _blob(self, z: np.ndarray) -> bytes:
-        z = np.asarray(z)
-        if z.shape != (self.z_dim,):
-            raise InputError(f"outbox: z has shape {z.shape}, expected ({self.z_dim},)")
-        return z.astype("<f4").tobytes()
-
     # -- sources ------------------------------------------------------------------------
     def begin_source(self, key: str, base_us: int) -> SourceState:
         """The state of source ``key``, registering it with time origin ``base_us`` if new."""
-        with self._lock, self._transaction():
+        with self._lock, Transaction(self._db):
             self._db.execute(
                 "INSERT OR IGNORE INTO sources (key, base_us) VALUES (?, ?)", (key, int(base_us))
             )
@@ -327,7 +276,7 @@ class Outbox:
             if row is None:
                 return None
             self._cursor = int(row[0])
-        return _record(row)
+        return record_of(row)
 
     def on_ack(self, seq: int, status: AckStatus) -> None:
         """Uplink callback: the server holds ``seq``; forget it (or mark it, if keep_acked).
@@ -341,14 +290,14 @@ class Outbox:
         self._finish(seq, int(status), counter)
 
     def _conflict(self, seq: int) -> None:
-        with self._lock, self._transaction():
+        with self._lock, Transaction(self._db):
             cur = self._db.execute(
                 "UPDATE records SET status = ? WHERE seq = ? AND status IS NULL",
                 (CONFLICTED, seq),
             )
             if not cur.rowcount:
                 return
-            self._bump("conflicts", 1)
+            bump(self._db, "conflicts", 1)
         self.session_conflicts.append(seq)
         log.error(
             "outbox: the server already holds a different record under seq %d, so this z was "
@@ -365,12 +314,12 @@ class Outbox:
         log.error("outbox: %s", exc)
         seq = getattr(record, "seq", None)
         if isinstance(seq, int):
-            with self._lock, self._transaction():
+            with self._lock, Transaction(self._db):
                 self._db.execute("UPDATE records SET status = ? WHERE seq = ?", (REFUSED, seq))
-                self._bump("refused", 1)
+                bump(self._db, "refused", 1)
 
     def _finish(self, seq: int, status: int, counter: str) -> None:
-        with self._lock, self._transaction():
+        with self._lock, Transaction(self._db):
             if self.keep_acked:
                 cur = self._db.execute(
                     "UPDATE records SET status = ? WHERE seq = ? AND status IS NULL",
@@ -381,7 +330,7 @@ class Outbox:
                     "DELETE FROM records WHERE seq = ? AND status IS NULL", (seq,)
                 )
             if cur.rowcount:
-                self._bump(counter, 1)
+                bump(self._db, counter, 1)
 
     def rewind(self) -> None:
         """Hand out every pending record again (call before starting a new uplink)."""
@@ -397,7 +346,7 @@ class Outbox:
         records and every later one. Run it while no agent uses the outbox. Returns the new
         seqs, in the old order.
         """
-        with self._lock, self._transaction():
+        with self._lock, Transaction(self._db):
             old = [
                 int(r[0])
                 for r in self._db.execute(
@@ -406,8 +355,8 @@ class Outbox:
             ]
             if not old:
                 return []
-            used = int(self._meta("next_seq", "0") or 0)
-            reserved = int(self._meta("seq_reserved", "0") or 0)
+            used = int(get_meta(self._db, "next_seq", "0") or 0)
+            reserved = int(get_meta(self._db, "seq_reserved", "0") or 0)
             first = next_epoch(max(used, reserved, old[-1]))
             new = list(range(first, first + len(old)))
             self._reserve(new[-1] + 1)
@@ -415,7 +364,7 @@ class Outbox:
                 "UPDATE records SET seq = ?, status = NULL WHERE seq = ?",
                 list(zip(new, old, strict=True)),
             )
-            self._set_meta({"next_seq": new[-1] + 1})
+            set_meta(self._db, {"next_seq": new[-1] + 1})
         log.info(
             "outbox: requeued %d conflicted record(s) as seqs %d..%d", len(new), first, new[-1]
         )
@@ -425,28 +374,12 @@ class Outbox:
     def pending(self) -> int:
         """Records queued and not yet acked (or refused)."""
         with self._lock:
-            return int(
-                self._db.execute("SELECT COUNT(*) FROM records WHERE status IS NULL").fetchone()[0]
-            )
+            return count_pending(self._db)
 
     def stats(self) -> OutboxStats:
         """Persisted counters and the queue depth."""
         with self._lock:
-            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-            pending = self._db.execute(
-                "SELECT COUNT(*) FROM records WHERE status IS NULL"
-            ).fetchone()[0]
-            conflicted = self._db.execute(
-                "SELECT COUNT(*) FROM records WHERE status = ?", (CONFLICTED,)
-            ).fetchone()[0]
-        count = {k: int(meta.get(k, 0)) for k in ("put", "stored", "duplicates", "conflicts")}
-        return OutboxStats(
-            next_seq=int(meta.get("next_seq", 0)),
-            pending=int(pending),
-            refused=int(meta.get("refused", 0)),
-            conflicted=int(conflicted),
-            **count,
-        )
+            return read_stats(self._db)
 
     def history(self) -> list[tuple[ZRecord, int | None]]:
         """Every record still in the database with its status (None = pending), by seq.
@@ -457,48 +390,4 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT seq, timestamp_us, z, status FROM records ORDER BY seq"
             ).fetchall()
-        return [(_record(r[:3]), r[3]) for r in rows]
-
-    # -- helpers ------------------------------------------------------------------------
-    def _bump(self, counter: str, n: int) -> None:
-        self._db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?",
-            (counter, str(n), n),
-        )
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); caller holds the lock."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-
-
-def _make_private(db_path: Path) -> None:
-    """Folder 0700; database and any SQLite side files 0600, before SQLite opens them.
-
-    SQLite creates its -wal and -shm files with the database file's mode, so a 0600 database
-    keeps them private too; side files left by an older version are fixed here.
-    """
-    private_dir(db_path.parent)
-    private_file(db_path)
-    for suffix in SQLITE_SIDE_FILES:
-        side = db_path.with_name(db_path.name + suffix)
-        if side.exists():
-            private_file(side)
-
-
-def _record(row: tuple[int, int, bytes]) -> ZRecord:
-    seq, timestamp_us, blob = row
-    return ZRecord(int(seq), int(timestamp_us), np.frombuffer(blob, "<f4").astype(np.float32))
+        return [(record_of(r[:3]), r[3]) for r in rows]
