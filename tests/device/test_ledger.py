@@ -14,6 +14,7 @@ import pytest
 from lifeveil.cli.main import main
 from lifeveil.device.agent import DeviceAgent, privatizer_version
 from lifeveil.device.config import DeviceConfig
+from lifeveil.device.identity import enroll
 from lifeveil.device.ledger import LEDGER_FILE, Bound, Ledger, read_summary, utc_day
 from lifeveil.device.outbox import Outbox
 from lifeveil.device.source import parse_source
@@ -21,7 +22,8 @@ from lifeveil.device.status import device_status
 from lifeveil.errors import InputError
 from lifeveil.privatizer import Privatizer, PrivatizerConfig, PrivatizerModel
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, server_records
+from .test_agent import uplink_for
 from .test_kill import wait_until
 
 DAY = 86_400.0
@@ -253,6 +255,31 @@ def test_agent_killed_mid_stream_loses_no_charge(
         entries = ledger.entries()
     assert len(records) == 40  # 4 s at 10 fps, each z once
     assert [e[1] for e in entries] == [r.timestamp_us for r in records]
+
+
+@pytest.mark.slow
+def test_over_budget_the_server_gets_only_the_charged_z_and_cover_is_counted(
+    tmp_path: Path, server, talking_face_clip: Path
+):
+    server.start()
+    identity = enroll(server.base_url, server.add_tenant("home"), "den", cafile=server.cafile)
+    privatizer = fsq_privatizer()
+    outbox = Outbox(tmp_path / "outbox.sqlite", privatizer.z_dim, keep_acked=True)
+    agent = DeviceAgent(
+        DeviceConfig(fps=5.0, daily_budget_bits=5.5 * FSQ_BITS),
+        privatizer=privatizer,
+        outbox=outbox,
+        uplink=uplink_for(identity),
+    )
+    [report] = agent.run([parse_source(str(talking_face_clip))], drain_timeout_s=60)
+    seqs, timestamps, _ = server_records(server)
+    entries = agent.ledger.entries()
+    assert len(seqs) == report.z_queued == outbox.stats().stored == len(entries) == 5
+    assert timestamps == [e[1] for e in entries]
+    cover = agent.ledger.summary()["lifetime"]["cover"]
+    assert cover == agent.uplink.stats.cover_sent > 0
+    agent.ledger.close()
+    outbox.close()
 
 
 # -- lifeveil device ledger ------------------------------------------------------------------

@@ -320,7 +320,7 @@ class DeviceAgent:
         self._capped_day = verdict.day
         log.warning(
             "privacy ledger: daily budget of %.1f bits reached on %s (%.1f bits released); "
-            "no real z leaves this device until 00:00 UTC, the uplink sends cover frames only",
+            "no further z is released until 00:00 UTC: cover frames only, at the same rate",
             verdict.budget_bits,
             verdict.day,
             verdict.spent_bits,

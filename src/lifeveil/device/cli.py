@@ -301,15 +301,17 @@ def _ledger_lines(summary: dict) -> list[str]:
     budget = summary["daily_budget_bits"]
     lines = [f"daily budget: {'none' if budget is None else f'{budget:.1f} bits'}"]
     lines += [
-        f"version {v}: {info['label']} (charged as {info['bound']}), first released "
-        f"{info['first_released']}"
+        f"version {v}: {info['label']} (charged as {info['bound']}), in use since "
+        f"{info['in_use_since']}"
         for v, info in summary["versions"].items()
     ]
-    lines.append(f"{'day':<12}{'z':>10}{'bits':>16}{'cover frames':>14}")
-    for day in summary["days"]:
-        lines.append(f"{day['day']:<12}{day['z']:>10}{day['bits']:>16.1f}{day['cover']:>14}")
-    life = summary["lifetime"]
-    lines.append(f"{'lifetime':<12}{life['z']:>10}{life['bits']:>16.1f}{life['cover']:>14}")
+    lines.append(f"{'day':<20}{'z':>10}{'bits':>16}{'cover frames':>14}")
+    for day in [*summary["days"], {"day": "lifetime", **summary["lifetime"]}]:
+        lines.append(f"{day['day']:<20}{day['z']:>10}{day['bits']:>16.1f}{day['cover']:>14}")
+        if len(day["versions"]) > 1:  # a day (or life) that spans privatizer versions
+            lines += [
+                f"  {v:<18}{t['z']:>10}{t['bits']:>16.1f}" for v, t in day["versions"].items()
+            ]
     return lines
 
 

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS versions (
     version TEXT PRIMARY KEY,         -- privatizer version: hash of its weights and config
     label TEXT NOT NULL,              -- human description, e.g. "fsq 64x5 levels (...)"
     bound TEXT NOT NULL,              -- what its bits are: a Bound value
-    first_us INTEGER NOT NULL         -- when this device first released a z of it
+    first_us INTEGER NOT NULL         -- when an agent of this device first loaded it
 );
 CREATE TABLE IF NOT EXISTS charges (
     source TEXT NOT NULL,             -- the outbox's source key
@@ -288,7 +288,7 @@ def summarise(db: sqlite3.Connection) -> dict[str, Any]:
         days.setdefault(day, _blank())["cover"] += int(frames)
         lifetime["cover"] += int(frames)
     versions = {
-        v: {"label": label, "bound": bound, "first_released": _iso(first_us)}
+        v: {"label": label, "bound": bound, "in_use_since": _iso(first_us)}
         for v, label, bound, first_us in db.execute(
             "SELECT version, label, bound, first_us FROM versions ORDER BY first_us"
         )
