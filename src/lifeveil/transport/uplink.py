@@ -20,6 +20,10 @@ with a lock):
   None means nothing to send and a cover frame goes out instead.
 * ``on_ack(seq, status)``: the server durably holds ``seq`` (``STORED`` or ``DUPLICATE``) or
   refused it as reusing a seq with different content (``CONFLICT``); the caller may delete it.
+
+The configuration, counters and backoff schedule are in ``uplink_config``, the TLS context in
+``tls`` and the in-memory record source :class:`MemoryOutbox` in ``memory_outbox``; all are
+importable from here as before.
 """
 
 from __future__ import annotations
@@ -31,11 +35,8 @@ import logging
 import random
 import ssl
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
@@ -46,98 +47,31 @@ from websockets.exceptions import (
 )
 
 from lifeveil.errors import AuthError, EgressRefusedError, ProtocolError
-from lifeveil.transport.frame import AckStatus, WireSpec, decode_ack
+from lifeveil.transport.frame import AckStatus, decode_ack
 from lifeveil.transport.guard import EgressGuard, GuardedFrame
-from lifeveil.transport.protocol import FATAL_CLOSE_CODES, UPLINK_PATH, WIRE_HEADER
+from lifeveil.transport.memory_outbox import MemoryOutbox
+from lifeveil.transport.protocol import FATAL_CLOSE_CODES, WIRE_HEADER
 from lifeveil.transport.record import ZRecord
+from lifeveil.transport.tls import client_ssl_context
+from lifeveil.transport.uplink_config import UplinkConfig, UplinkStats, backoff_delay
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "MemoryOutbox",
+    "NextRecord",
+    "OnAck",
+    "OnRefused",
+    "Uplink",
+    "UplinkConfig",
+    "UplinkStats",
+    "backoff_delay",
+    "client_ssl_context",
+]
 
 NextRecord = Callable[[], ZRecord | None]
 OnAck = Callable[[int, AckStatus], None]
 OnRefused = Callable[[object, EgressRefusedError], None]
-
-
-@dataclass(frozen=True)
-class UplinkConfig:
-    """How and where the device sends frames.
-
-    Attributes:
-        url: ``wss://HOST:PORT/v1/uplink``; plaintext ``ws://`` is refused.
-        token: the per-device token returned once by device registration.
-        wire: frame format; must match the server's (``GET /v1/info``).
-        rate_hz: frames per second, real or cover; constant whatever the camera sees.
-        cafile: PEM file of certificates to trust, e.g. the server's self-signed
-            ``cert.pem``; None uses the system trust store.
-        max_in_flight: unacked real frames allowed before ticks carry cover frames only.
-        backoff_initial_s / backoff_max_s: reconnect delay range (exponential, jittered).
-        connect_timeout_s: TCP + TLS + WebSocket handshake timeout.
-        ack_timeout_s: no ack (real or cover) for this long means the link is dead: the
-            session is dropped and reconnected. This replaces WebSocket keepalive pings, which
-            would put records of another size on the wire; the constant-rate cover frames
-            and their acks are the keepalive.
-        drain_s: on stop, keep sending cover frames up to this long so that the last real
-            frames get acked.
-    """
-
-    url: str
-    token: str = field(repr=False)
-    wire: WireSpec = field(default_factory=WireSpec)
-    rate_hz: float = 10.0
-    cafile: str | None = None
-    max_in_flight: int = 256
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    connect_timeout_s: float = 10.0
-    drain_s: float = 2.0
-    ack_timeout_s: float = 15.0
-
-    def __post_init__(self) -> None:
-        if not self.url.startswith("wss://"):
-            raise ProtocolError(
-                f"uplink URL {self.url!r} is not wss://; z is only sent over TLS "
-                f"(e.g. wss://127.0.0.1:8443{UPLINK_PATH})"
-            )
-        if not 0 < self.rate_hz <= 1000:
-            raise ProtocolError(f"rate_hz={self.rate_hz} must be in (0, 1000]")
-        if self.max_in_flight < 1:
-            raise ProtocolError("max_in_flight must be >= 1")
-        if self.ack_timeout_s <= 2.0 / self.rate_hz:
-            raise ProtocolError(
-                f"ack_timeout_s={self.ack_timeout_s} must exceed two frame periods "
-                f"({2.0 / self.rate_hz:.3f} s at {self.rate_hz} Hz)"
-            )
-        if not 0 < self.backoff_initial_s <= self.backoff_max_s:
-            raise ProtocolError("need 0 < backoff_initial_s <= backoff_max_s")
-
-
-@dataclass
-class UplinkStats:
-    """Counters since the Uplink was created (read from any thread)."""
-
-    real_sent: int = 0
-    cover_sent: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    refused: int = 0
-    connects: int = 0
-    disconnects: int = 0
-
-
-def backoff_delay(attempt: int, initial_s: float, max_s: float, u: float) -> float:
-    """Reconnect delay in seconds for the ``attempt``-th consecutive failure (0-based).
-
-    Exponential with "equal jitter": ``d = min(max_s, initial_s * 2**attempt)``, result in
-    ``[d/2, d]`` chosen by ``u`` in ``[0, 1)``, so that many devices do not reconnect in step.
-
-    >>> backoff_delay(0, 0.5, 30.0, 0.0), backoff_delay(3, 0.5, 30.0, 0.999) < 4.0
-    (0.25, True)
-    >>> backoff_delay(20, 0.5, 30.0, 0.0)
-    15.0
-    """
-    d = min(max_s, initial_s * 2.0 ** min(attempt, 60))
-    return d / 2 + u * d / 2
 
 
 class _FatalError(Exception):
@@ -395,13 +329,6 @@ class Uplink:
             raise _FatalError() from exc
 
 
-def client_ssl_context(cafile: str | Path | None = None) -> ssl.SSLContext:
-    """TLS >= 1.2 client context that verifies the server against ``cafile`` (or system CAs)."""
-    ctx = ssl.create_default_context(cafile=str(cafile) if cafile else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
-
-
 def _raise_if_fatal_status(exc: InvalidStatus) -> None:
     status = exc.response.status_code
     if status in (408, 429) or status >= 500:
@@ -417,51 +344,3 @@ def _raise_if_fatal_status(exc: InvalidStatus) -> None:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-class MemoryOutbox:
-    """Thread-safe in-memory record source for :class:`Uplink` (tests, notebooks, demos).
-
-    Not durable: a process crash loses unacked records. The device agent keeps its outbox in
-    SQLite with the same contract: hand out records once per Uplink session, delete on ack,
-    and hand out every unacked record again after a restart (:meth:`rewind`).
-    """
-
-    def __init__(self, records: list[ZRecord] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._queue: deque[ZRecord] = deque(records or [])
-        self._handed_out: dict[int, ZRecord] = {}
-        self.acked: dict[int, AckStatus] = {}
-        self.ack_times: dict[int, float] = {}
-
-    def put(self, record: ZRecord) -> None:
-        """Queue one record for sending."""
-        with self._lock:
-            self._queue.append(record)
-
-    def next_record(self) -> ZRecord | None:
-        """Uplink callback: the next unsent record, or None."""
-        with self._lock:
-            if not self._queue:
-                return None
-            record = self._queue.popleft()
-            self._handed_out[record.seq] = record
-            return record
-
-    def on_ack(self, seq: int, status: AckStatus) -> None:
-        """Uplink callback: forget ``seq``; remember the status for inspection."""
-        with self._lock:
-            self._handed_out.pop(seq, None)
-            self.acked[seq] = status
-            self.ack_times[seq] = time.monotonic()
-
-    def rewind(self) -> None:
-        """Queue every handed-out, unacked record again (call before a new Uplink)."""
-        with self._lock:
-            self._queue.extendleft(sorted(self._handed_out.values(), key=lambda r: -r.seq))
-            self._handed_out.clear()
-
-    def unacked(self) -> int:
-        """Records queued or handed out and not yet acked."""
-        with self._lock:
-            return len(self._queue) + len(self._handed_out)
