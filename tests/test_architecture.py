@@ -110,19 +110,11 @@ NEVER: tuple[Rule, ...] = (
 )
 
 #: Known import cycles between modules (function-level imports included), each a strongly
-#: connected component of the module graph. Listed so that this test passes today and fails
-#: on any new cycle; issue 10 tracks removing them. Remove an entry once its cycle is gone
-#: (the test warns when an entry is stale).
-KNOWN_MODULE_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {
-        # base.Method.teacher_cost() imports raw.bench_teacher in a function; raw imports
-        # base.Method at module level (RawTeacher subclasses it).
-        frozenset({"lifeveil.bench.methods.base", "lifeveil.bench.methods.raw"}),
-        # runner.run_bench() imports report.write_reports in a function; report imports
-        # runner.to_jsonable in a function.
-        frozenset({"lifeveil.bench.report", "lifeveil.bench.runner"}),
-    }
-)
+#: connected component of the module graph. Empty: issue 10 removed the last two
+#: (bench/methods/base <-> raw and bench/report <-> runner). Any cycle now fails the test; an
+#: entry added here needs a comment saying why the cycle is right (the test warns when an
+#: entry is stale).
+KNOWN_MODULE_CYCLES: frozenset[frozenset[str]] = frozenset()
 
 # --------------------------------------------------------------------------------------------
 # Reading the imports

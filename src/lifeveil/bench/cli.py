@@ -53,6 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="folder of privatizer checkpoints (a lambda sweep) to add to msr; 'shipped' = the sweep in the package",
     )
     p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run no job: rewrite OUT/summary.md, OUT/report.html and OUT/figures from "
+        "OUT/results.json (e.g. after a change to the report)",
+    )
+    p.add_argument(
         "--list", action="store_true", help="list methods, presets, attacks and tasks, then exit"
     )
     p.add_argument("--json", action="store_true", help="with --list: print JSON")
@@ -111,6 +117,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise InputError("lifeveil bench needs --out DIR (or --list)")
+    if args.report_only:
+        from lifeveil.bench.report import render_reports
+
+        render_reports(args.out)
+        for name in ("summary.md", "report.html"):
+            print(f"  {args.out / name}")
+        return 0
     from lifeveil.bench.runner import run_bench
 
     result = run_bench(
