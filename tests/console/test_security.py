@@ -51,7 +51,7 @@ def test_responses_carry_the_security_headers(client: TestClient):
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "no-store"
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
 
 
 def test_posts_need_the_csrf_token(client: TestClient, app):

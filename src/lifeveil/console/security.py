@@ -7,7 +7,7 @@
   without the token; the token is then spent. Every request without the cookie gets 403.
 * Every POST carries a CSRF token (a hidden form field, compared in constant time) and, when
   the browser sends an ``Origin``, it must be this console's.
-* Responses forbid framing, sniffing, caching and referrers, and allow only this origin's
+* Responses forbid framing, sniffing, caching and cross-origin referrers, and allow only this origin's
   scripts, styles and media.
 """
 
@@ -32,7 +32,7 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make chromium post Origin: null
     "Cache-Control": "no-store",
 }
 FORBIDDEN_PAGE = (
