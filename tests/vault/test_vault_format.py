@@ -21,6 +21,7 @@ from lifeveil.vault.format import (
     KEYSLOT_SIZE,
     SEGMENT_HEADER_SIZE,
     STATE_SIZE,
+    WRAPPED_KEY_BYTES,
     ChunkSealer,
     IndexState,
     Keyslot,
@@ -170,6 +171,7 @@ def test_wrapped_segment_key_and_metadata_golden_bytes() -> None:
     assert wrap_key == _hkdf(MASTER, VAULT_ID, b"lifeveil/vault/v1/segment-key-wrap")
     wrapped = wrap_segment_key(wrap_key, VAULT_ID, SEGMENT_ID, KEY, nonce=b"\x57" * 12)
     assert wrapped.hex() == GOLDEN_WRAPPED_KEY
+    assert len(wrapped) == WRAPPED_KEY_BYTES == 60  # the index column's documented size
     aad = b"LVSKEY\x01" + VAULT_ID + SEGMENT_ID
     assert wrapped == b"\x57" * 12 + AESGCM(wrap_key).encrypt(b"\x57" * 12, KEY, aad)
 

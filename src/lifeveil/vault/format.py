@@ -344,11 +344,6 @@ class ChunkSealer:
         self._index = 0
         self._finalized = False
 
-    @property
-    def chunks_sealed(self) -> int:
-        """Number of chunks sealed so far."""
-        return self._index
-
     def update(self, data: bytes) -> list[bytes]:
         """Add plaintext; returns the chunks that are now complete and sealed."""
         if self._finalized:
