@@ -163,6 +163,7 @@ def _side(value: object) -> int | None:
 
 
 def rgb_triple(value: object, default: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Three floats (a per-channel mean or std) from a JSON list, else ``default``."""
     if isinstance(value, list | tuple) and len(value) == 3:
         return (float(value[0]), float(value[1]), float(value[2]))
     return default

@@ -25,6 +25,7 @@ TRANSFORMERS_LEGACY_WEIGHTS = ["*.json", "pytorch_model*.bin"]
 
 
 def import_transformers() -> Any:
+    """The ``transformers`` module, or ModelUnavailableError saying how to install it."""
     try:
         import transformers
     except ImportError:
@@ -96,4 +97,5 @@ def load_transformers_model(model_cls: Any, folder: Path, config: Any = None) ->
 
 
 def hub_preprocess(folder: Path, default: HubPreprocess) -> HubPreprocess:
+    """Preprocessing from ``folder``'s preprocessor_config.json, else ``default``."""
     return preprocess_from_processor(read_json(folder / "preprocessor_config.json"), default)
