@@ -21,7 +21,7 @@ from lifeveil.bench.tasks import (
 )
 from lifeveil.bench.tasks.clips import split_halves
 from lifeveil.bench.tasks.probes import SpanProjection, fit_linear_probe
-from lifeveil.bench.tasks.scene import measure_scene_probe, scene_split_record
+from lifeveil.bench.tasks.scene import measure_scene_probe
 from lifeveil.errors import UnknownNameError
 
 
@@ -113,13 +113,3 @@ def test_task_registry() -> None:
         register_task("scene_probe", measure_scene_probe)
     with pytest.raises(UnknownNameError, match="available"):
         get_task("nope")
-
-
-def test_scene_split_record_is_relative_and_disjoint(sun8_root: Path) -> None:
-    train = load_sun8_subset(sun8_root, "train", 2, seed=0)
-    test = load_sun8_subset(sun8_root, "test", 2, seed=0)
-    record = scene_split_record(train, test)
-    assert len(record["train"]) == len(train) and len(record["test"]) == len(test)
-    rel, label = record["train"][0]
-    assert rel.split("/")[0] == label and not Path(rel).is_absolute()
-    assert not {r for r, _ in record["train"]} & {r for r, _ in record["test"]}

@@ -163,8 +163,3 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
         raise ValueError(f"ssim: shapes differ: {ref.shape} vs {tst.shape}")
     channel_axis = 2 if ref.ndim == 3 else None
     return float(structural_similarity(ref, tst, data_range=data_range, channel_axis=channel_axis))
-
-
-def pixel_l2(reference: np.ndarray, test: np.ndarray) -> float:
-    """L_I of the paper's Appendix: the Euclidean norm of the pixel difference."""
-    return float(np.linalg.norm(np.asarray(reference, np.float64) - np.asarray(test, np.float64)))

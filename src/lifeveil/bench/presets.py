@@ -209,8 +209,3 @@ def get_preset(name: str) -> Preset:
             f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))} (or a preset .toml file)"
         )
     return PRESETS[name]
-
-
-def list_presets() -> list[str]:
-    """Names of the presets."""
-    return sorted(PRESETS)

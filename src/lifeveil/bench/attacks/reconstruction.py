@@ -36,11 +36,6 @@ def face_crops(images: Sequence[np.ndarray], size: int = CROP_SIZE) -> np.ndarra
     return out
 
 
-def flip_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Horizontal mirror of each image (an augmentation the attacker can query)."""
-    return [np.ascontiguousarray(img[:, ::-1]) for img in images]
-
-
 def augment_faces(images: Sequence[np.ndarray], copies: int, seed: int = 0) -> list[np.ndarray]:
     """``copies`` random variants of each image (image-major): mirror, small rotation, scale,
     shift and brightness. The attacker encodes them with the black-box method to enlarge its

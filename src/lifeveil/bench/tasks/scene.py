@@ -13,7 +13,6 @@ from lifeveil.bench.contracts import EvalInputs, Result
 from lifeveil.bench.metrics import chance_level, cosine_similarity, retrieval_map
 from lifeveil.bench.schema import SCENE_PROBE, SCENE_RETRIEVAL, Axis
 from lifeveil.bench.tasks.probes import fit_knn_probe, fit_linear_probe, probe_accuracy
-from lifeveil.data.datasets import LabelledImages
 
 
 def scene_probe(
@@ -57,21 +56,6 @@ def scene_retrieval(
     return {
         "map": retrieval_map(sim, test_labels, train_labels),
         "chance_map": float(relevant_fraction),
-    }
-
-
-def scene_split_record(train: LabelledImages, test: LabelledImages) -> dict[str, list[list[str]]]:
-    """The exact scene split used, as ``{"train": [["<class>/<file>", label], ...], "test": ...}``.
-
-    Paths are relative to the dataset root (as in SUN8's labels.csv), so the record can be saved
-    beside the results and compared across machines.
-    """
-    return {
-        name: [
-            [f"{p.parent.name}/{p.name}", str(y)]
-            for p, y in zip(part.paths, part.labels, strict=False)
-        ]
-        for name, part in (("train", train), ("test", test))
     }
 
 
