@@ -189,3 +189,48 @@ def test_registered_results_are_filed_by_axis_timed_and_never_overwritten() -> N
         run_registered([("probe", probe), ("probe_again", probe)], None, Stopwatch())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a bench Result"):
         run_registered([("plain", lambda _i: {"acc": 1})], None, Stopwatch())  # type: ignore[arg-type]
+
+
+def contributing_example(marker: str) -> str:
+    """The fenced Python block after ``<!-- example: MARKER -->`` in CONTRIBUTING.md."""
+    text = (Path(__file__).resolve().parents[2] / "CONTRIBUTING.md").read_text()
+    after = text.split(f"<!-- example: {marker} -->", 1)[1]
+    return after.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_contributing_example_attack_runs_as_written(
+    tiny_data: BenchData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONTRIBUTING.md's "add an attack": its file and its registry line, verbatim."""
+    import importlib.util
+    import sys
+
+    from lifeveil.bench import attacks
+    from lifeveil.bench.cli import available
+
+    module_file = tmp_path / "nearest_face.py"
+    module_file.write_text(contributing_example("attack file"))
+    name = "lifeveil.bench.attacks.nearest_face"
+    spec = importlib.util.spec_from_file_location(name, module_file)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    # registered as in attacks/__init__.py; the registry is restored after the test
+    monkeypatch.setattr(attacks.ATTACKS, "_factories", dict(attacks.ATTACKS._factories))
+    monkeypatch.setattr(attacks.ATTACKS, "_help", dict(attacks.ATTACKS._help))
+    exec(contributing_example("attack registration"), vars(attacks).copy())
+
+    assert "nearest_face" in available()["attacks"]
+    assert [n for n, _ in attacks.ATTACKS.in_order()][-1] == "nearest_face"
+    out = evaluate_method(
+        GreyPixels(),
+        tiny_data,
+        BUDGET,
+        seed=0,
+        out_dir=tmp_path,
+        tasks=[],
+        attacks=["nearest_face"],
+    )
+    result = out["pl"]["nearest_face"]
+    assert result["chance"] == 0.25 and result["top1"] > 0.5  # thumbnails give faces away
+    assert "nearest_face" in out["timings"] and json.dumps(out)
