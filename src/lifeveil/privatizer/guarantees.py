@@ -11,9 +11,11 @@ them on known values; the derivations they implement are written out in ``docs/G
 * :func:`gaussian_channel_capacity_bits`: bits per release of a clipped vector plus Gaussian
   noise (the mutual-information side of a Gaussian mechanism).
 * :func:`gaussian_mechanism_epsilon`: the (epsilon, delta)-DP of ``count`` such releases,
-  composed with ``dp_accounting`` (a ``bench`` extra, imported inside the function).
+  composed exactly (Gaussian DP), checked in the tests against ``dp_accounting``'s PLD
+  accountant.
 
-No torch here: the device CLI's ``ledger`` verb stays light.
+Standard library only: this is device-side code (no torch, and not ``dp_accounting``, which is
+a ``bench`` extra the device may not import), so the device CLI's ``ledger`` verb stays light.
 """
 
 from __future__ import annotations
@@ -156,36 +158,71 @@ def gaussian_channel_capacity_bits(clip_norm: float, sigma: float, dim: int) -> 
     return dim / 2 * math.log2(1.0 + clip_norm**2 / (dim * sigma**2))
 
 
-def gaussian_mechanism_epsilon(
-    noise_multiplier: float, count: int, delta: float, discretization: float = 1e-3
-) -> float:
+def gaussian_mechanism_epsilon(noise_multiplier: float, count: int, delta: float) -> float:
     """Epsilon of ``count`` releases of ``clip_C(f(x_i)) + N(0, (m C)^2 I)``, composed, at ``delta``.
 
     Adjacency: one frame replaced by any other (replace-one), so the L2 sensitivity of one
-    release is 2C; ``noise_multiplier`` m is the noise std in units of the clip norm C. This is
-    the convention of the bench's ``dp-embedding`` method. Computed with ``dp_accounting``'s
-    PLD accountant (REPLACE_ONE relation, which analyses a Gaussian event with sensitivity 2),
-    ``count`` self-compositions; its pessimistic discretisation keeps the bound valid.
+    release is 2C; ``noise_multiplier`` m is the noise std in units of the clip norm C (the
+    convention of the bench's ``dp-embedding`` method and of ``dp_accounting``'s PLD
+    accountant under REPLACE_ONE). ``count`` Gaussian releases compose exactly into one
+    Gaussian mechanism, mu-GDP with ``mu = sqrt(count) * 2 / m`` (Dong, Roth & Su 2019), whose
+    exact privacy profile is ``delta(eps) = Phi(mu/2 - eps/mu) - e^eps Phi(-mu/2 - eps/mu)``
+    (Balle & Wang 2018); this solves it for eps. No dependency: the device side may call it;
+    the tests check it against ``dp_accounting``.
 
     The guarantee is per frame: two streams that differ in one frame. A person seen in g of the
     frames changes g releases (the others are identical under both hypotheses), so the
     person-level epsilon is this function with ``count=g``.
+
+    >>> round(gaussian_mechanism_epsilon(7.46, 1, 1e-5), 2)  # the bench's m for eps = 1
+    1.0
     """
     if noise_multiplier <= 0 or count < 1 or not 0 < delta < 1:
         raise InputError(
             f"need noise_multiplier > 0, count >= 1 and 0 < delta < 1; got "
             f"{noise_multiplier}, {count}, {delta}"
         )
-    try:
-        import dp_accounting
-        from dp_accounting.pld import PLDAccountant
-    except ImportError:
-        raise InputError(
-            "dp-accounting is not installed; it comes with `pip install lifeveil[bench]`"
-        ) from None
-    accountant = PLDAccountant(
-        dp_accounting.NeighboringRelation.REPLACE_ONE,
-        value_discretization_interval=discretization,
-    )
-    accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier), count)
-    return float(accountant.get_epsilon(delta))
+    mu = math.sqrt(count) * 2.0 / noise_multiplier
+    if gaussian_delta(0.0, mu) <= delta:
+        return 0.0
+    hi = 1.0
+    while gaussian_delta(hi, mu) > delta:
+        hi *= 2.0
+    lo = 0.0
+    while hi - lo > 1e-9 * max(1.0, hi):
+        mid = (lo + hi) / 2
+        if gaussian_delta(mid, mu) > delta:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def gaussian_delta(epsilon: float, mu: float) -> float:
+    """The exact delta at ``epsilon`` of a mu-GDP (Gaussian) mechanism, computed stably.
+
+    ``Phi(-t) - e^eps Phi(-t - mu)`` with ``t = eps/mu - mu/2``; the second term is written
+    ``phi(t) R(t + mu)`` (R the Mills ratio Phi(-x)/phi(x)), since
+    ``e^eps phi(t + mu) = phi(t)``, so that large epsilons do not overflow.
+
+    >>> round(gaussian_delta(0.0, 2.0), 12) == round(math.erf(1 / math.sqrt(2)), 12)  # TV
+    True
+    """
+    t = epsilon / mu - mu / 2
+    upper = 0.5 * math.erfc(t / math.sqrt(2.0))
+    return max(0.0, upper - _normal_pdf(t) * _mills_ratio(t + mu))
+
+
+def _normal_pdf(x: float) -> float:
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _mills_ratio(x: float) -> float:
+    """R(x) = Phi(-x) / phi(x): erfc where phi does not underflow, else Laplace's continued
+    fraction R(x) = 1 / (x + 1 / (x + 2 / (x + 3 / (x + ...)))), accurate for large x."""
+    if x < 25.0:
+        return 0.5 * math.erfc(x / math.sqrt(2.0)) / _normal_pdf(x)
+    fraction = x
+    for n in range(60, 0, -1):
+        fraction = x + n / fraction
+    return 1.0 / fraction
