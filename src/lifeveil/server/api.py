@@ -21,13 +21,14 @@ from lifeveil.server import admin
 from lifeveil.server.auth import authenticate
 from lifeveil.server.heads import LinearHead, segment_timeline
 from lifeveil.server.http import ApiError, ServerState, api_error_from, error_response, require
-from lifeveil.server.ingest import decode_batch, ingest
+from lifeveil.server.ingest import IngestBatcher, decode_batch
 from lifeveil.server.store import (
     SCOPE_ADMIN,
     SCOPE_MANAGE,
     SCOPE_QUERY,
     SCOPE_UPLOAD,
     Principal,
+    StoreUnavailableError,
     Tenant,
 )
 from lifeveil.transport.frame import ACK_BYTES, WireSpec, decode_frame
@@ -48,6 +49,7 @@ from lifeveil.transport.protocol import (
 from lifeveil.transport.record import MAX_SEQ, MAX_TIMESTAMP_US
 
 router = APIRouter()
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server is overloaded or its store is down
 
 Admin = Annotated[Principal, Depends(require(SCOPE_ADMIN, replay_check=True))]
 User = Annotated[Principal, Depends(require(SCOPE_MANAGE, replay_check=True))]
@@ -198,7 +200,7 @@ async def post_frames(request: Request, device: Device) -> Response:
     if len(body) > limit * state.config.wire.frame_bytes:
         raise ApiError(413, "too_large", f"more than {limit} frames in one request")
     frames = decode_batch(body, state.config.wire, limit)
-    acks = await run_in_threadpool(ingest, state.store, device, frames)
+    acks = await run_in_threadpool(_batcher(request).ingest, device, frames)
     return Response(b"".join(acks), media_type="application/octet-stream")
 
 
@@ -232,12 +234,19 @@ async def uplink(ws: WebSocket) -> None:
             if pending_ack is not None:
                 await ws.send_bytes(pending_ack)
             try:
-                [pending_ack] = await run_in_threadpool(ingest, state.store, device, [record])
+                [pending_ack] = await run_in_threadpool(_batcher(ws).ingest, device, [record])
             except AuthError as exc:  # revoked or expired while the session was open
                 await ws.close(CLOSE_UNAUTHORIZED, _close_reason(str(exc)))
                 return
+            except StoreUnavailableError as exc:  # the device reconnects and resends
+                await ws.close(CLOSE_TRY_AGAIN_LATER, _close_reason(str(exc)))
+                return
     except WebSocketDisconnect:
         return
+
+
+def _batcher(connection: Request | WebSocket) -> IngestBatcher:
+    return connection.app.state.ingest
 
 
 def _binary(message: dict[str, object]) -> bytes:
@@ -270,8 +279,12 @@ def _close_reason(text: str) -> str:
 
 # -- queries ----------------------------------------------------------------------------------
 @router.post(KNN_PATH)
-def knn(body: KnnBody, request: Request, who: ReaderPost) -> dict[str, object]:
+async def knn(body: KnnBody, request: Request, who: ReaderPost) -> dict[str, object]:
     """The k records of the caller's tenant whose z is most cosine-similar to the query z."""
+    return await request.app.state.searches.run(_knn, body, request, who)
+
+
+def _knn(body: KnnBody, request: Request, who: Principal) -> dict[str, object]:
     state = _state(request)
     if body.k > state.config.max_k:
         raise ApiError(422, "invalid_request", f"k={body.k} exceeds the limit {state.config.max_k}")
@@ -307,8 +320,12 @@ def classify(body: ClassifyBody, request: Request, who: ReaderPost) -> dict[str,
 
 
 @router.post(TIMELINE_PATH)
-def timeline(body: TimelineBody, request: Request, who: ReaderPost) -> dict[str, object]:
+async def timeline(body: TimelineBody, request: Request, who: ReaderPost) -> dict[str, object]:
     """What was happening between two capture times: segments of the same predicted label."""
+    return await request.app.state.searches.run(_timeline, body, request, who)
+
+
+def _timeline(body: TimelineBody, request: Request, who: Principal) -> dict[str, object]:
     if body.t_end_us < body.t_start_us:
         raise ApiError(422, "invalid_request", "t_end_us is before t_start_us")
     state = _state(request)

@@ -21,10 +21,13 @@ from lifeveil.server.http import (
     error_response,
     install_error_handlers,
 )
+from lifeveil.server.ingest import IngestBatcher, SearchPool
 from lifeveil.server.store import StoreUnavailableError, ZStore, create_store
 
 # Seconds a client is told to wait when the database is down (the device outbox resends).
 STORE_RETRY_AFTER_S = 5.0
+# Threads answering queries at once, and queries allowed to wait for one (503 beyond).
+SEARCH_WORKERS, SEARCH_MAX_WAITING = 2, 64
 
 
 def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
@@ -45,9 +48,14 @@ def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
         RateLimiter(config.rate_limit_per_s, config.rate_limit_burst),
     )
 
+    ingest = IngestBatcher(state.store)
+    searches = SearchPool(SEARCH_WORKERS, SEARCH_MAX_WAITING)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        ingest.close()  # stores what is queued first
+        searches.close()
         if owned:
             state.store.close()
 
@@ -61,6 +69,8 @@ def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
         default_response_class=PaddedJSONResponse,
     )
     app.state.lifeveil = state
+    app.state.ingest = ingest  # group commit of uplink records (see IngestBatcher)
+    app.state.searches = searches  # query threads, apart from ingest (see SearchPool)
     install_error_handlers(app)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)

@@ -34,7 +34,9 @@ from lifeveil.server.store import (
     DeviceInfo,
     Principal,
     PrincipalKind,
+    PutResult,
     RecordBatch,
+    RecordsOf,
     Tenant,
     TokenInfo,
     ZStore,
@@ -265,31 +267,55 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
 
     # -- records --------------------------------------------------------------------------
     def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
-        if device.kind != "device" or device.tenant_id is None:
-            raise InputError(f"only devices store records, not a {device.kind}")
+        [result] = self.put_records_many([(device, records)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def put_records_many(self, batches: Sequence[RecordsOf]) -> list[PutResult]:
+        """Several devices' records in one transaction (one fsync): a group commit."""
         now = _now_us()
-        statuses = []
-        stored: list[tuple[int, int, np.ndarray]] = []
+        results: list[PutResult] = []
+        stored: list[tuple[int, int, int, np.ndarray]] = []
         with self._transaction() as db:
-            active = db.execute(
-                "SELECT 1 FROM principals p WHERE p.id = ? AND " + _ACTIVE, (device.id, now)
-            ).fetchone()
-            if not active:
-                raise AuthError(
-                    f"device {device.name!r} was revoked or its token expired; nothing stored"
-                )
-            for record in records:
-                statuses.append(self._put_one(db, device, record, now))
-                if statuses[-1] is AckStatus.STORED:
-                    stored.append((device.id, int(record.seq), record.z))
-            db.execute("UPDATE principals SET last_seen_us = ? WHERE id = ?", (now, device.id))
-        self._ann_stored(device.tenant_id, stored)
+            for device, records in batches:
+                results.append(self._put_device(db, device, records, now, stored))
+        for tenant_id in {s[0] for s in stored}:
+            self._ann_stored(tenant_id, [s[1:] for s in stored if s[0] == tenant_id])
+        return results
+
+    def _put_device(
+        self,
+        db: sqlite3.Connection,
+        device: Principal,
+        records: Sequence[ZRecord],
+        now: int,
+        stored: list[tuple[int, int, int, np.ndarray]],
+    ) -> PutResult:
+        if device.kind != "device" or device.tenant_id is None:
+            return InputError(f"only devices store records, not a {device.kind}")
+        try:
+            blobs = [self._z_blob(record.z) for record in records]
+        except ShapeError as exc:
+            return exc
+        active = db.execute(
+            "SELECT 1 FROM principals p WHERE p.id = ? AND " + _ACTIVE, (device.id, now)
+        ).fetchone()
+        if not active:
+            return AuthError(
+                f"device {device.name!r} was revoked or its token expired; nothing stored"
+            )
+        statuses = []
+        for record, blob in zip(records, blobs, strict=True):
+            statuses.append(self._put_one(db, device, record, blob, now))
+            if statuses[-1] is AckStatus.STORED:
+                stored.append((device.tenant_id, device.id, int(record.seq), record.z))
+        db.execute("UPDATE principals SET last_seen_us = ? WHERE id = ?", (now, device.id))
         return statuses
 
     def _put_one(
-        self, db: sqlite3.Connection, device: Principal, record: ZRecord, now: int
+        self, db: sqlite3.Connection, device: Principal, record: ZRecord, blob: bytes, now: int
     ) -> AckStatus:
-        blob = self._z_blob(record.z)
         cur = db.execute(
             "INSERT INTO z_records (device_id, seq, tenant_id, timestamp_us, z, received_us) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from lifeveil.errors import LifeVeilError
+from lifeveil.errors import AuthError, InputError, LifeVeilError
 from lifeveil.registry import Registry
 from lifeveil.server.heads import LinearHead
 from lifeveil.server.search import cosine_knn
@@ -158,6 +158,10 @@ class NeighborHit:
     score: float
 
 
+RecordsOf = tuple[Principal, Sequence[ZRecord]]
+PutResult = list[AckStatus] | LifeVeilError
+
+
 class ZStore(abc.ABC):
     """Tenants, principals (hashed tokens), z records, heads and replay nonces."""
 
@@ -251,6 +255,21 @@ class ZStore(abc.ABC):
             AuthError: the device was revoked or its token expired (checked in the same
                 transaction as the write, so nothing is stored after a revoke commits).
         """
+
+    def put_records_many(self, batches: Sequence[RecordsOf]) -> list[PutResult]:
+        """:meth:`put_records` for several devices at once, one result per batch: the
+        statuses, or the error that batch alone raised (the others are still stored).
+
+        Backends override this to store everything in one transaction (group commit); this
+        default stores batch after batch.
+        """
+        results: list[PutResult] = []
+        for device, records in batches:
+            try:
+                results.append(self.put_records(device, records))
+            except (AuthError, InputError) as exc:
+                results.append(exc)
+        return results
 
     @abc.abstractmethod
     def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
