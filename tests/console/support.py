@@ -51,7 +51,8 @@ def fill_outbox(state: Path, n: int = 6) -> Outbox:
     """An outbox with ``n`` records: seq 0 acked, seq 1 refused, the rest queued (kept open)."""
     box = Outbox(state / OUTBOX_FILE, Z_DIM, keep_acked=True)
     now = time.time_ns() // 1000
-    box.put_many([(z(i), now - (n - i) * 500_000) for i in range(n)])
+    hour = now - now % 3_600_000_000  # all captured in the current hour
+    box.put_many([(z(i), hour + i * 500_000) for i in range(n)])
     box.on_ack(0, AckStatus.STORED)
     box.on_refused(ZRecord(1, now, z(1)), EgressRefusedError("z has the wrong size"))
     return box

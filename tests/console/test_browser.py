@@ -43,6 +43,8 @@ def test_list_play_export_delete(page, live_console, vault_dir: Path, tmp_path: 
     )
     assert page.eval_on_selector("#player", "v => v.duration") > 0.5
     assert page.eval_on_selector("#player", "v => v.videoWidth") == 176
+    page.eval_on_selector("#player", "v => { v.muted = true; return v.play(); }")
+    page.wait_for_function("() => document.querySelector('#player').currentTime > 0.3")
 
     with page.expect_download() as download_info:  # export: a download of the same bytes
         page.click("#export")

@@ -46,7 +46,7 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class HourTotal:
-    """z records queued in one hour and their bytes."""
+    """z records captured in one hour and their bytes."""
 
     hour_us: int  # start of the hour, microseconds since the Unix epoch
     records: int
@@ -102,9 +102,9 @@ def _entry(row: tuple[int, int, int, int, int | None]) -> LogEntry:
 
 
 def hourly_totals(path: Path, *, hours: int = 48) -> list[HourTotal]:
-    """Records and z bytes per hour of queueing, the latest ``hours`` hours that have any."""
+    """Records and z bytes per hour of capture, the latest ``hours`` hours that have any."""
     sql = (
-        "SELECT queued_us / ? AS hour, COUNT(*), SUM(length(z)) FROM records "
+        "SELECT timestamp_us / ? AS hour, COUNT(*), SUM(length(z)) FROM records "
         "GROUP BY hour ORDER BY hour DESC LIMIT ?"
     )
     with _read_only(path) as db:
