@@ -1,13 +1,39 @@
-"""Small image helpers shared by the privatizer's training views and the benchmark.
+"""Small image helpers shared by the privatizer, its teachers and the benchmark.
 
-Both paste faces into scenes (training composites, benchmark bystanders); they live here so that
-device-side code never imports the benchmark.
+``resize_center_crop`` is the one preprocessing step of every model input (teachers, the
+student in PyTorch and in ONNX Runtime); the face pasting serves training composites and
+benchmark bystanders. They live here so that device-side code never imports the benchmark and
+the ONNX runtime never imports PyTorch.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from lifeveil.errors import ShapeError
+
+
+def resize_center_crop(img: np.ndarray, size: int, ratio: float = 1.0) -> np.ndarray:
+    """Resize the shorter side to ``size * ratio`` and crop the centre square of ``size``.
+
+    ``img``: RGB uint8 (H, W, 3) or grey (H, W); returns RGB uint8 (size, size, 3). Area
+    interpolation when shrinking, bilinear when enlarging.
+    """
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ShapeError(
+            f"expected an RGB uint8 image of shape (H, W, 3), got {img.dtype} {img.shape}"
+        )
+    h, w = img.shape[:2]
+    short = max(size, int(round(size * ratio)))
+    scale = short / min(h, w)
+    nh, nw = max(short, int(round(h * scale))), max(short, int(round(w * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(img, (nw, nh), interpolation=interp)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(resized[top : top + size, left : left + size])
 
 
 def elliptical_alpha(h: int, w: int, feather: float) -> np.ndarray:

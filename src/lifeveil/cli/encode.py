@@ -55,11 +55,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lifeveil.privatizer.encode import encode_inputs, write_encoded
-    from lifeveil.privatizer.runtime import load_privatizer
+    from lifeveil.privatizer.loader import open_privatizer
 
-    apply_threads(args)
+    if args.runtime == "torch":
+        apply_threads(args)  # ONNX Runtime gets --threads directly (and no PyTorch import)
     t0 = time.perf_counter()
-    privatizer = load_privatizer(args.model, args.runtime, seed=args.seed, threads=args.threads)
+    privatizer = open_privatizer(args.model, args.runtime, seed=args.seed, threads=args.threads)
     encoded = encode_inputs(privatizer, args.inputs, args.fps, args.mode, progress=not args.quiet)
     z_path, index_path = write_encoded(encoded, args.out, args.dtype)
     z = encoded.matrix()

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from lifeveil.errors import CheckpointError
 from lifeveil.io import atomic_path, make_public, write_json
 from lifeveil.privatizer.config import PrivatizerConfig
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "lifeveil-privatizer"
 
@@ -35,6 +36,8 @@ def save_checkpoint(
     path: str | Path, state: dict[str, torch.Tensor], cfg: PrivatizerConfig, meta: dict[str, Any]
 ) -> Path:
     """Write weights and config atomically; returns the weights path."""
+    from safetensors.torch import save_file  # PyTorch only where weights are written
+
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: checkpoint path must end in .safetensors")
@@ -56,6 +59,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], PrivatizerConfig]:
     """Read weights and config, with a clear error for every way a checkpoint can be wrong."""
+    from safetensors.torch import load_file  # PyTorch only where weights are read
+
     path = Path(path)
     if path.is_dir():
         candidates = sorted(path.glob("*.safetensors"))

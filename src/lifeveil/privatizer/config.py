@@ -62,7 +62,7 @@ class PrivatizerConfig:
                 f"bottleneck must be one of {', '.join(BOTTLENECKS)}, got {self.bottleneck!r}"
             )
         if self.bottleneck == "fsq":
-            from lifeveil.privatizer.fsq import check_levels
+            from lifeveil.privatizer.release import check_levels
 
             check_levels(self.fsq_levels)
             if self.deploy_mode != "mean":
@@ -94,7 +94,7 @@ class PrivatizerConfig:
     def label(self) -> str:
         """Short human description, e.g. ``vib lambda=0.01 (sample)`` or ``fsq 64x5 (149 bits)``."""
         if self.bottleneck == "fsq":
-            from lifeveil.privatizer.fsq import code_bits
+            from lifeveil.privatizer.release import code_bits
 
             bits = code_bits(self.z_dim, self.fsq_levels)
             return (

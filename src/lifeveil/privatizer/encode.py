@@ -6,6 +6,7 @@ import csv
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -14,7 +15,10 @@ from lifeveil.errors import InputError
 from lifeveil.ingest.images import IMAGE_SUFFIXES, list_images, load_image
 from lifeveil.ingest.video import VIDEO_SUFFIXES, iter_video_frames, prefetch
 from lifeveil.io import atomic_open, atomic_path
-from lifeveil.privatizer.privatizer import Privatizer
+
+if TYPE_CHECKING:
+    from lifeveil.privatizer.lite import LitePrivatizer
+    from lifeveil.privatizer.privatizer import Privatizer
 
 INDEX_COLUMNS = ("row", "source", "frame", "timestamp_s", "kl_bits")
 
@@ -89,7 +93,7 @@ def video_chunks(
 
 
 def encode_inputs(
-    privatizer: Privatizer,
+    privatizer: Privatizer | LitePrivatizer,
     inputs: Sequence[str | Path],
     fps: float = 2.0,
     mode: str | None = None,
@@ -113,7 +117,7 @@ def encode_inputs(
 
 
 def _encode_video(
-    privatizer: Privatizer, video: Path, fps: float, mode: str | None, out: Encoded
+    privatizer: Privatizer | LitePrivatizer, video: Path, fps: float, mode: str | None, out: Encoded
 ) -> None:
     t = privatizer.cfg.clip_frames
     if t > 1:  # clip mode: one z per window of t sampled frames

@@ -10,27 +10,12 @@ uses the straight-through estimator (the gradient of rounding is taken as 1).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from lifeveil.errors import CheckpointError
+from lifeveil.privatizer.release import check_levels, code_bits
 
-
-def check_levels(levels: int) -> None:
-    """FSQ levels must be odd and >= 3 (so 0 is a level and the code is symmetric)."""
-    if levels < 3 or levels % 2 == 0:
-        raise CheckpointError(f"fsq_levels must be an odd number >= 3, got {levels}")
-
-
-def code_bits(z_dim: int, levels: int) -> float:
-    """Exact bits per frame of a ``z_dim``-coordinate code with ``levels`` values each.
-
-    >>> code_bits(64, 5) == 64 * math.log2(5)
-    True
-    """
-    return z_dim * math.log2(levels)
+__all__ = ["FSQHead", "check_levels", "code_bits"]
 
 
 class FSQHead(nn.Module):

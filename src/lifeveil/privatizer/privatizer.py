@@ -1,9 +1,12 @@
-"""``Privatizer``: the on-device API. Load a checkpoint, turn frames or clips into z."""
+"""``Privatizer``: the on-device API. Load a checkpoint, turn frames or clips into z.
+
+``Representation`` and ``as_frame_batch`` are re-exported from
+:mod:`lifeveil.privatizer.representation`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,34 +17,11 @@ from lifeveil.privatizer.checkpoint import load_checkpoint
 from lifeveil.privatizer.config import PrivatizerConfig
 from lifeveil.privatizer.model import PrivatizerModel
 from lifeveil.privatizer.release import ReleaseMode
+from lifeveil.privatizer.representation import Representation, as_frame_batch
 from lifeveil.privatizer.vib import kl_to_standard_normal, nats_to_bits
 from lifeveil.teachers.base import to_float_batch
 
-
-def as_frame_batch(frames: Sequence[np.ndarray] | np.ndarray) -> Sequence[np.ndarray] | np.ndarray:
-    """A single (H, W, 3) frame becomes a batch of one; batches pass through unchanged."""
-    if isinstance(frames, np.ndarray) and frames.ndim == 3:
-        if frames.shape[-1] != 3:
-            raise ShapeError(
-                f"expected an RGB frame (H, W, 3) or a batch, got shape {frames.shape}"
-            )
-        return frames[None]
-    return frames
-
-
-@dataclass(frozen=True)
-class Representation:
-    """The output of :meth:`Privatizer.privatize`.
-
-    z: (N, z_dim) float32, what leaves the device.
-    mu, logvar: (N, z_dim) float32, the posterior q(z|x) (never leaves the device).
-    kl_bits: (N,) float32, KL(q(z|x) || N(0, I)) in bits per item, the disclosure bound.
-    """
-
-    z: np.ndarray
-    mu: np.ndarray
-    logvar: np.ndarray
-    kl_bits: np.ndarray
+__all__ = ["Privatizer", "Representation", "as_frame_batch"]
 
 
 class Privatizer:

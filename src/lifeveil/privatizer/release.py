@@ -2,14 +2,15 @@
 
 Checkpoint configs call it ``deploy_mode``, the device config ``release_mode`` and the CLIs
 ``--mode``; all three hold a :class:`ReleaseMode` and are validated by :meth:`ReleaseMode.parse`
-at the boundary, nowhere else.
+at the boundary, nowhere else. :func:`code_bits` is what an fsq release discloses per frame.
 """
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
-from lifeveil.errors import InputError
+from lifeveil.errors import CheckpointError, InputError
 
 
 class ReleaseMode(StrEnum):
@@ -33,3 +34,18 @@ class ReleaseMode(StrEnum):
     def choices(cls) -> list[str]:
         """The values, for argparse ``choices``."""
         return [m.value for m in cls]
+
+
+def code_bits(z_dim: int, levels: int) -> float:
+    """Exact bits per frame of a ``z_dim``-coordinate code with ``levels`` values each.
+
+    >>> code_bits(64, 5) == 64 * math.log2(5)
+    True
+    """
+    return z_dim * math.log2(levels)
+
+
+def check_levels(levels: int) -> None:
+    """FSQ levels must be odd and >= 3 (so 0 is a level and the code is symmetric)."""
+    if levels < 3 or levels % 2 == 0:
+        raise CheckpointError(f"fsq_levels must be an odd number >= 3, got {levels}")

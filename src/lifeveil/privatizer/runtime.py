@@ -7,14 +7,13 @@ checkpoint in ``.onnx/`` when that folder is writable, else in ``$LIFEVEIL_CACHE
 convolutions and fuses the graph (``ORT_ENABLE_ALL``). Everything after the encoder (release
 mode, noise, KL bits) is shared with the PyTorch :class:`~lifeveil.privatizer.Privatizer`, so
 both runtimes release the same z up to float rounding (tested). Clip-mode checkpoints run in
-PyTorch.
+PyTorch. Once the graph is cached, :mod:`lifeveil.privatizer.lite` runs it without importing
+PyTorch at all (``lifeveil encode`` does).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -25,36 +24,29 @@ import torch
 
 from lifeveil.errors import CheckpointError
 from lifeveil.io import atomic_path
-from lifeveil.privatizer.checkpoint import config_path
+from lifeveil.privatizer.lite import (
+    GRAPH_VERSION,
+    UnreadableGraphError,
+    check_graph,
+    checkpoint_hash,
+    onnx_cache_path,
+    open_session,
+)
 from lifeveil.privatizer.model import PrivatizerModel
 from lifeveil.privatizer.privatizer import Privatizer, as_frame_batch
 
+__all__ = [
+    "GRAPH_VERSION",
+    "RUNTIMES",
+    "OnnxPrivatizer",
+    "checkpoint_hash",
+    "export_posterior",
+    "load_privatizer",
+    "onnx_cache_path",
+]
 log = logging.getLogger(__name__)
 RUNTIMES = ("onnx", "torch")
-GRAPH_VERSION = 1  # bump when the exported graph changes; old cache files are then rebuilt
 OPSET = 17
-
-
-def checkpoint_hash(path: str | Path) -> str:
-    """SHA-256 (hex, first 16) over the checkpoint's weights file and its JSON config."""
-    path = Path(path)
-    digest = hashlib.sha256(f"lifeveil-onnx-v{GRAPH_VERSION}".encode())
-    for part in (path, config_path(path)):
-        with open(part, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def onnx_cache_path(checkpoint: str | Path) -> Path:
-    """Where the ONNX graph of ``checkpoint`` is (or will be) cached."""
-    checkpoint = Path(checkpoint)
-    name = f"{checkpoint.stem}-{checkpoint_hash(checkpoint)}.onnx"
-    beside = checkpoint.parent / ".onnx"
-    if os.access(beside if beside.is_dir() else checkpoint.parent, os.W_OK):
-        return beside / name
-    root = Path(os.environ.get("LIFEVEIL_CACHE", Path.home() / ".cache" / "lifeveil"))
-    return root / "onnx" / name
 
 
 class _PosteriorGraph(torch.nn.Module):
@@ -99,8 +91,8 @@ class OnnxPrivatizer(Privatizer):
     ) -> None:
         super().__init__(model, seed)
         self.onnx_path = Path(onnx_path)
-        self._session = _open_session(self.onnx_path, threads)
-        _check_graph(self._session, self.input_size, self.z_dim, self.onnx_path)
+        self._session = open_session(self.onnx_path, threads or torch.get_num_threads())
+        check_graph(self._session, self.input_size, self.z_dim, self.onnx_path)
 
     @classmethod
     def load(  # type: ignore[override]
@@ -127,7 +119,7 @@ class OnnxPrivatizer(Privatizer):
             export_posterior(base.model, onnx_path)
         try:
             return cls(base.model, onnx_path, seed, threads)
-        except _UnreadableGraphError as exc:
+        except UnreadableGraphError as exc:
             print(
                 f"notice: cached ONNX graph {onnx_path} unreadable ({exc}); rebuilding",
                 file=sys.stderr,
@@ -151,41 +143,6 @@ class OnnxPrivatizer(Privatizer):
             mus.append(mu)
             logvars.append(logvar)
         return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
-
-
-class _UnreadableGraphError(Exception):
-    pass
-
-
-def _open_session(path: Path, threads: int | None):  # noqa: ANN202  (onnxruntime.InferenceSession)
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or torch.get_num_threads()
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
-        raise _UnreadableGraphError(str(exc).splitlines()[0][:160]) from None
-
-
-def _check_graph(session, size: int, z_dim: int, path: Path) -> None:  # noqa: ANN001
-    """Refuse a graph whose input or outputs disagree with the checkpoint config."""
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    ok = (
-        [i.name for i in inputs] == ["pixels"]
-        and list(inputs[0].shape[1:]) == [3, size, size]
-        and [o.name for o in outputs] == ["mu", "logvar"]
-        and all(o.shape[-1] == z_dim for o in outputs)
-    )
-    if not ok:
-        got = f"inputs {[(i.name, i.shape) for i in inputs]}, outputs {[(o.name, o.shape) for o in outputs]}"
-        raise CheckpointError(
-            f"{path}: ONNX graph does not match the checkpoint (expected pixels (N, 3, {size}, "
-            f"{size}) -> mu, logvar (N, {z_dim}); got {got}); delete it to rebuild"
-        )
 
 
 def load_privatizer(

@@ -11,13 +11,12 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lifeveil.errors import ShapeError
+from lifeveil.imaging import resize_center_crop
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -51,24 +50,6 @@ def to_float_batch(
     for i, img in enumerate(images):
         out[i] = resize_center_crop(img, size, ratio)
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def resize_center_crop(img: np.ndarray, size: int, ratio: float = 1.0) -> np.ndarray:
-    """Resize the shorter side to ``size * ratio`` and crop the centre square of ``size``."""
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ShapeError(
-            f"expected an RGB uint8 image of shape (H, W, 3), got {img.dtype} {img.shape}"
-        )
-    h, w = img.shape[:2]
-    short = max(size, int(round(size * ratio)))
-    scale = short / min(h, w)
-    nh, nw = max(short, int(round(h * scale))), max(short, int(round(w * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(img, (nw, nh), interpolation=interp)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return np.ascontiguousarray(resized[top : top + size, left : left + size])
 
 
 class Teacher(nn.Module, abc.ABC):
