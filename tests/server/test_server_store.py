@@ -226,3 +226,20 @@ def test_audit_log_and_tokens(store: ZStore):
     assert [(x.kind, x.tenant) for x in store.list_tokens()] == [("admin", None), ("user", "a")]
     summary = store.storage_summary()
     assert summary["z_records"] == 0 and summary["largest_value"] < 1000
+
+
+def test_put_records_many_is_one_group_with_separate_outcomes(store: ZStore):
+    a, b, gone = _device(store, "a"), _device(store, "b"), _device(store, "a", "lost")
+    store.revoke_principal(gone.id)
+    results = store.put_records_many(
+        [
+            (a, [ZRecord(0, 0, _z(0)), ZRecord(1, 1, _z(1))]),
+            (gone, [ZRecord(0, 0, _z(0))]),
+            (b, [ZRecord(0, 0, _z(2))]),  # the same seq on another device: its own record
+            (a, [ZRecord(1, 1, _z(1))]),
+        ]
+    )
+    assert results[0] == [AckStatus.STORED] * 2 and isinstance(results[1], AuthError)
+    assert results[2] == [AckStatus.STORED] and results[3] == [AckStatus.DUPLICATE]
+    assert store.count_records(a.tenant_id) == 2 and store.count_records(b.tenant_id) == 1  # type: ignore[arg-type]
+    np.testing.assert_array_equal(store.get_records(b.tenant_id, [("cam", 0)]).z[0], _z(2))  # type: ignore[arg-type]

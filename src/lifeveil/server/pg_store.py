@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from lifeveil.errors import AuthError, InputError, NameTakenError, ShapeError, UnknownNameError
+from lifeveil.errors import (
+    AuthError,
+    InputError,
+    LifeVeilError,
+    NameTakenError,
+    ShapeError,
+    UnknownNameError,
+)
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.heads import LinearHead
 from lifeveil.server.pg_store_pool import ConnectionPool, import_psycopg
@@ -35,7 +42,9 @@ from lifeveil.server.store import (
     NeighborHit,
     Principal,
     PrincipalKind,
+    PutResult,
     RecordBatch,
+    RecordsOf,
     Tenant,
     TokenInfo,
     ZStore,
@@ -255,10 +264,38 @@ class PostgresStore(ZStore):
 
     # -- records --------------------------------------------------------------------------
     def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
+        [result] = self.put_records_many([(device, records)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def put_records_many(self, batches: Sequence[RecordsOf]) -> list[PutResult]:
+        """Several devices' records in one transaction (a group commit)."""
+        prepared = [self._prepare(device, records) for device, records in batches]
+
+        def work(conn: Any) -> list[PutResult]:
+            results: list[PutResult] = []
+            for (device, records), item in zip(batches, prepared, strict=True):
+                if isinstance(item, LifeVeilError):
+                    results.append(item)
+                    continue
+                try:
+                    results.append(self._put(conn, device, records, item))
+                except AuthError as exc:  # raised before this device wrote anything
+                    results.append(exc)
+            return results
+
+        return self._pool.run(work)
+
+    def _prepare(
+        self, device: Principal, records: Sequence[ZRecord]
+    ) -> list[np.ndarray] | LifeVeilError:
         if device.kind != "device" or device.tenant_id is None:
-            raise InputError(f"only devices store records, not a {device.kind}")
-        blobs = [self._z_array(r.z) for r in records]
-        return self._pool.run(lambda conn: self._put(conn, device, records, blobs))
+            return InputError(f"only devices store records, not a {device.kind}")
+        try:
+            return [self._z_array(r.z) for r in records]
+        except ShapeError as exc:
+            return exc
 
     def _put(
         self, conn: Any, device: Principal, records: Sequence[ZRecord], zs: list[np.ndarray]
@@ -319,6 +356,7 @@ class PostgresStore(ZStore):
             "ON CONFLICT (device_id, seq) DO NOTHING RETURNING seq",
             (device.id, device.tenant_id, now),
         ).fetchall()
+        conn.execute("TRUNCATE lifeveil_z_in")  # the next device of a group commit starts empty
         return {int(r[0]) for r in inserted}
 
     def _existing(
