@@ -58,9 +58,9 @@ def fill_outbox(state: Path, n: int = 6) -> Outbox:
     return box
 
 
-def write_identity(state: Path, server: str = DEAD_SERVER) -> None:
-    """An enrolment pointing at ``server``."""
-    identity = DeviceIdentity(device="cam0", token="t" * 32, server=server, wire="1;16;fp16")
+def write_identity(state: Path, server: str = DEAD_SERVER, cafile: str | None = None) -> None:
+    """An enrolment pointing at ``server`` (trusting ``cafile``)."""
+    identity = DeviceIdentity("cam0", "t" * 32, server=server, wire="1;16;fp16", cafile=cafile)
     save_identity(identity, state / IDENTITY_FILE)
 
 

@@ -166,3 +166,15 @@ def test_a_key_file_unlocks_at_start(tmp_path: Path):
     assert access.unlocked and access.segments() == []
     access.lock()
     assert not access.unlocked
+
+
+def test_status_reaches_a_real_server(tmp_path: Path, client: TestClient, state: Path):
+    from lifeveil.server.local import LocalServer
+
+    from .support import write_identity
+
+    with LocalServer(tmp_path / "srv", z_dim=16) as server:
+        write_identity(state, server.base_url, cafile=server.cafile)
+        html = client.get("/status").text
+    assert 'class="pill ok">reachable' in html and server.base_url in html
+    assert "d=16" in html  # the server's wire format, described

@@ -68,6 +68,12 @@ def run_console(args: argparse.Namespace) -> int:
         raise InputError("--key-file needs --vault (or $LIFEVEIL_VAULT)")
     if vault is not None and not vault.is_dir():
         raise InputError(f"{vault}: no such vault folder; check --vault")
+    if not args.state.is_dir():
+        print(
+            f"lifeveil console: note: {args.state} holds no device state yet (check --state); "
+            "the log, budget and status pages will be empty",
+            file=sys.stderr,
+        )
     config = ConsoleConfig(state=args.state, vault=vault, key_file=args.key_file)
     passphrase = os.environ.get(PASSPHRASE_ENV) if args.key_file is None else None
     serve(config, port=args.port, announce=_announce, passphrase=passphrase or None)

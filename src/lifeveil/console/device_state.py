@@ -88,7 +88,17 @@ def server_state(state: Path, timeout_s: float = REACH_TIMEOUT_S) -> ServerState
             info = client.info()
     except Exception as exc:  # noqa: BLE001  (any failure means: not reachable, say why)
         return ServerState(enrolled.server, False, _reason(exc))
-    return ServerState(enrolled.server, True, f"wire format {info.get('wire', '?')}")
+    return ServerState(enrolled.server, True, _describe_wire(info.get("wire")))
+
+
+def _describe_wire(token: object) -> str:
+    """The server's wire format in words (its token when it cannot be read)."""
+    from lifeveil.transport.frame import WireSpec
+
+    try:
+        return f"z format: {WireSpec.from_token(str(token)).describe()}"
+    except Exception:  # noqa: BLE001  (a newer server's token: show it as it is)
+        return f"z format: {token}"
 
 
 def _reason(exc: BaseException) -> str:
