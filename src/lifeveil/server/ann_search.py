@@ -11,6 +11,7 @@ exact scan's scores and tie order; only recall is approximate (measured by the b
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # Candidates taken from the index per query (before the exact re-ranking), and how many
 # more when the query is limited to one device (filtered after the search).
-CANDIDATES_MIN, CANDIDATES_PER_K, DEVICE_OVERSAMPLE = 100, 4, 8
+CANDIDATES_MIN, CANDIDATES_PER_K, DEVICE_OVERSAMPLE = 50, 4, 8
 
 
 class VectorSource(Protocol):
@@ -158,7 +159,7 @@ class AnnSearch:
             else:
                 log.warning("k-NN index of tenant %d is stale; rebuilding it", tenant_id)
         index.append(keys[missing], z[missing])
-        index.absorb()
+        index.absorb(threads=os.cpu_count() or 1)  # a first build may use every core
         if index.dirty:
             index.save(self.folder, tenant_id)
         self._ready.add(tenant_id)

@@ -43,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_audit(sub)
     _add_train_head(sub)
     _add_status(sub)
+    _add_bench(sub)
 
 
 def _common(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
@@ -181,6 +182,32 @@ def _add_train_head(sub: argparse._SubParsersAction) -> None:
 def _add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="tenants, devices, record counts and heads")
     _common(p, cmd_status)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark a store: ingest z/s, k-NN p50/p99 and recall@10 with N z stored",
+    )
+    p.add_argument("--n", type=int, action="append", help="z to preload (repeatable; 10000)")
+    p.add_argument(
+        "--store",
+        default="sqlite",
+        metavar="sqlite|DSN",
+        help="sqlite (a fresh file per N, with its HNSW index) or a postgresql:// URL of an "
+        "empty database (each run adds a tenant)",
+    )
+    p.add_argument("--z-dim", type=int, default=64)
+    p.add_argument("--queries", type=int, default=200, help="timed k-NN queries (200)")
+    p.add_argument(
+        "--extra",
+        type=int,
+        default=10_000,
+        help="z ingested alone, then again while queries run (10000)",
+    )
+    p.add_argument("--seed-z", type=Path, help=".npy of encoded z to centre the scenes on")
+    p.add_argument("--out", type=Path, help="also write the reports to this JSON file")
+    p.set_defaults(func=cmd_bench, json=False)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -357,6 +384,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  device {d['name']}: {d['n_records']} records")
     if not tenants:
         print("no tenants yet; create one with `lifeveil server add-tenant NAME`")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``lifeveil server bench``."""
+    from lifeveil.server.store_bench import run_bench_command
+
+    run_bench_command(
+        args.store, args.n or [10_000], args.z_dim, args.queries, args.extra, args.seed_z, args.out
+    )
     return 0
 
 

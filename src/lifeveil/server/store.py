@@ -323,6 +323,13 @@ class ZStore(abc.ABC):
         """Release connections; the store is unusable afterwards."""
 
     # -- queries with a portable default ------------------------------------------------------
+    def prepare_knn(self, tenant_id: int, timeout_s: float = 3600.0) -> None:
+        """Build or load this tenant's k-NN index now and wait for it (warm-up, benchmarks).
+
+        A no-op for backends whose index the database maintains (and for the exact scan).
+        """
+        return None
+
     def knn(
         self, tenant_id: int, query: np.ndarray, k: int, device_id: int | None = None
     ) -> list[NeighborHit]:
