@@ -159,6 +159,8 @@ def shoot(page: Page, base: str, out: Path) -> list[Path]:
     page.wait_for_selector("#live-state.ok")
     time.sleep(2.5)  # the demo agent queues a few z: the live view adds their rows
     snap("log", full_page=False)
+    page.goto(f"{base}/log/z/36")
+    snap("record")
     page.goto(f"{base}/budget")
     snap("budget")
     page.goto(f"{base}/status")

@@ -102,6 +102,7 @@ def test_every_page_renders_without_console_errors(page, live_console):  # noqa:
     for path, marker in (
         ("/status", "#status-outbox"),
         ("/log", "#log"),
+        ("/log/z/3", "#z-values"),
         ("/budget", "#budget-days"),
         ("/vault", "#segments"),
         ("/vault/retention?days=0", "#apply-retention"),

@@ -178,3 +178,23 @@ def test_status_reaches_a_real_server(tmp_path: Path, client: TestClient, state:
         html = client.get("/status").text
     assert 'class="pill ok">reachable' in html and server.base_url in html
     assert "d=16" in html  # the server's wire format, described
+
+
+def test_a_record_page_shows_every_value_of_its_z(client: TestClient):
+    html = client.get("/log/z/3").text
+    values = re.findall(r'<td class="num">(-?\d+\.\d{4})</td>', html)
+    assert values == ["3.0000"] * 16  # support.z(3): sixteen threes
+    assert "queued" in html
+    assert client.get("/log/z/999").status_code == 404
+
+
+def test_the_log_pages_back_through_older_records(state: Path):
+    app = create_app(ConsoleConfig(state=state, log_rows=4))
+    c = TestClient(app, base_url="http://127.0.0.1")
+    c.get(f"/?token={app.state.security.token}")
+    first = c.get("/log").text
+    assert re.findall(r'<tr data-seq="(\d+)">', first) == ["5", "4", "3", "2"]
+    assert 'href="/log?before=2"' in first
+    older = c.get("/log?before=2").text
+    assert re.findall(r'<tr data-seq="(\d+)">', older) == ["1", "0"]
+    assert "live.js" not in older  # an older page does not grow at the top

@@ -14,6 +14,7 @@ from lifeveil.console.outbox_log import (
     hourly_totals,
     last_queued_us,
     read_entries,
+    read_record,
     read_states,
 )
 from lifeveil.console.rendering import render
@@ -53,6 +54,18 @@ def log_page(request: Request, before: int | None = None) -> Response:
         paged=before is not None,
         poll_ms=int(config.poll_s * 1000),
     )
+
+
+@router.get("/log/z/{seq}")
+def record_page(request: Request, seq: int) -> Response:
+    """One z: its log line and every value in it, exactly as the device holds it."""
+    found = read_record(device_state.outbox_path(_state(request)), seq)
+    if found is None:
+        message = f"seq {seq} is not in the outbox (acked and deleted, or never queued)"
+        return render(request, "error.html", 404, title="Not in the outbox", message=message)
+    entry, values = found
+    peak = max((abs(v) for v in values), default=0.0) or 1.0
+    return render(request, "record.html", entry=entry, values=values, peak=peak)
 
 
 @router.get("/api/log")

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lifeveil.device.outbox import REFUSED
 from lifeveil.transport.frame import AckStatus
 
@@ -143,3 +145,19 @@ def read_states(path: Path, first: int, last: int) -> dict[int, str]:
         except sqlite3.OperationalError:
             return {}
     return {int(seq): STATUS_NAMES.get(status, f"status {status}") for seq, status in rows}
+
+
+def read_record(path: Path, seq: int) -> tuple[LogEntry, list[float]] | None:
+    """One record and its z values (what left, or will leave, the device), None if not held."""
+    sql = "SELECT seq, timestamp_us, queued_us, length(z), status, z FROM records WHERE seq = ?"
+    with _read_only(path) as db:
+        if db is None:
+            return None
+        try:
+            row = db.execute(sql, (int(seq),)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+    if row is None:
+        return None
+    values = np.frombuffer(row[5], "<f4").astype(float).tolist()
+    return _entry(row[:5]), values

@@ -29,6 +29,8 @@ def _vault(request: Request) -> VaultAccess:
 @router.get("/login")
 def login_form(request: Request, next: str = "/vault") -> Response:  # noqa: A002
     """The passphrase form (the passphrase is used to open the vault, then dropped)."""
+    if not _vault(request).configured:
+        return render(request, "no_vault.html")
     return render(request, "login.html", next=_safe_next(next), error=None)
 
 

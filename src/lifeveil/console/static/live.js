@@ -47,7 +47,12 @@
     state.textContent = e.status;
     const stateCell = cell("");
     stateCell.appendChild(state);
-    tr.append(cell(e.seq, "num"), cell(time(e.timestamp_us)), cell(time(e.queued_us)),
+    const seqCell = cell("", "num");
+    const link = document.createElement("a");
+    link.href = `/log/z/${e.seq}`;
+    link.textContent = e.seq;
+    seqCell.appendChild(link);
+    tr.append(seqCell, cell(time(e.timestamp_us)), cell(time(e.queued_us)),
       cell(e.size + " B", "num"), stateCell);
     return tr;
   };
