@@ -76,3 +76,32 @@ def start_embedded_postgres() -> EmbeddedPostgres:
 
     root = Path(tempfile.mkdtemp(prefix="lifeveil-pg-"))
     return EmbeddedPostgres(root)
+
+
+def main(argv: list[str]) -> int:
+    """Run a command against a fresh database on a throw-away embedded PostgreSQL.
+
+    ``python -m tests.server.pg_embedded lifeveil server bench --store {dsn} --n 10000``
+    starts PostgreSQL in a temp folder, creates an empty database, runs the command with
+    ``{dsn}`` replaced by its URL, then stops the server and deletes its data.
+    """
+    import shlex
+    import subprocess
+
+    if not argv:
+        print(main.__doc__)
+        return 2
+    server = start_embedded_postgres()
+    try:
+        dsn = server.new_database()
+        command = [arg.replace("{dsn}", dsn) for arg in argv]
+        print("$", shlex.join(command), flush=True)
+        return subprocess.call(command)
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

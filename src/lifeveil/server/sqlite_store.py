@@ -87,6 +87,13 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
                 self.path, isolation_level=None, check_same_thread=False, timeout=10.0
             )
             self._setup(synchronous)
+            # Reads (queries, auth) use their own connection: under WAL they never wait for a
+            # write transaction in progress, so ingest and queries do not stall each other.
+            self._read_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            self._read_conn.execute("PRAGMA busy_timeout=10000")
+            self._read_lock = threading.Lock()
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: cannot open as a LifeVeil database ({exc})") from exc
 
@@ -151,8 +158,9 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
             self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        """Rows of one read, on the read connection (sees every committed write)."""
+        with self._read_lock:
+            return self._read_conn.execute(sql, params).fetchall()
 
     # -- tenants and principals ---------------------------------------------------------
     def create_tenant(self, name: str) -> Tenant:
@@ -371,9 +379,9 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
 
     def get_records(self, tenant_id: int, keys: Sequence[tuple[str, int]]) -> RecordBatch:
         rows = []
-        with self._lock:
+        with self._read_lock:
             for device, seq in keys:
-                row = self._conn.execute(
+                row = self._read_conn.execute(
                     "SELECT p.name, r.seq, r.timestamp_us, r.z FROM z_records r "
                     "JOIN principals p ON p.id = r.device_id "
                     "WHERE r.tenant_id = ? AND p.name = ? AND p.kind = 'device' AND r.seq = ?",
@@ -427,8 +435,9 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
 
     def close(self) -> None:
         self._ann.close()
-        with self._lock:
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._read_conn.close()
 
 
 def _principal(row: tuple) -> Principal:

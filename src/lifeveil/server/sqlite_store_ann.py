@@ -26,8 +26,8 @@ _BY_KEY = (
 class SQLiteAnn(ZStore):
     """``knn`` from :class:`AnnSearch` where it is ready and worth it, else the exact scan."""
 
-    _conn: sqlite3.Connection
-    _lock: threading.RLock
+    _read_conn: sqlite3.Connection
+    _read_lock: threading.Lock
     _ann: AnnSearch
 
     def knn(
@@ -43,8 +43,8 @@ class SQLiteAnn(ZStore):
 
     def tenant_vectors(self, tenant_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Keys ``(n, 2)`` (device_id, seq) and z ``(n, d)`` of every record of a tenant."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read_lock:
+            rows = self._read_conn.execute(
                 "SELECT device_id, seq, z FROM z_records WHERE tenant_id = ?", (tenant_id,)
             ).fetchall()
         keys = np.array([(r[0], r[1]) for r in rows], dtype=np.int64).reshape(-1, 2)
@@ -57,9 +57,9 @@ class SQLiteAnn(ZStore):
         One primary-key lookup per key: far faster in SQLite than ``IN (VALUES ...)``.
         """
         rows: list[tuple] = []
-        with self._lock:
+        with self._read_lock:
             for device_id, seq in keys.tolist():
-                row = self._conn.execute(_BY_KEY, (device_id, seq, tenant_id)).fetchone()
+                row = self._read_conn.execute(_BY_KEY, (device_id, seq, tenant_id)).fetchone()
                 if row is not None:
                     rows.append(row)
         return [(n, s, t, np.frombuffer(z, dtype="<f4"), d) for n, s, t, z, d in rows]
