@@ -198,3 +198,24 @@ def test_the_log_pages_back_through_older_records(state: Path):
     older = c.get("/log?before=2").text
     assert re.findall(r'<tr data-seq="(\d+)">', older) == ["1", "0"]
     assert "live.js" not in older  # an older page does not grow at the top
+
+
+def test_a_large_segment_is_streamed_chunk_by_chunk(unlocked: TestClient, monkeypatch):
+    from lifeveil.console import vault_pages
+
+    monkeypatch.setattr(vault_pages, "MAX_IN_MEMORY", 100)  # every test segment is "large"
+    target = segment_ids(unlocked.get("/vault").text)[0]
+    small = unlocked.app.state.vault.plaintext(target).data
+    played = unlocked.get(f"/vault/segment/{target}/media")
+    assert played.content == small and played.headers["content-length"] == str(len(small))
+    exported = unlocked.get(f"/vault/segment/{target}/export")
+    assert exported.content == small and "attachment" in exported.headers["content-disposition"]
+
+
+def test_names_from_the_vault_are_escaped(unlocked: TestClient, app):
+    from lifeveil.vault import SegmentMetadata
+
+    hostile = '<script>alert("x")</script>.mp4'
+    app.state.vault.vault().ingest_stream([b"not video"], SegmentMetadata(source_name=hostile))
+    html = unlocked.get("/vault").text
+    assert hostile not in html and "&lt;script&gt;" in html

@@ -7,18 +7,21 @@ vault (its master key). :meth:`VaultAccess.lock` closes it.
 
 Playing a segment decrypts it into memory only (never to disk): the whole segment is
 authenticated before a byte is served, and the last one played is kept so that the browser's
-range requests (seeking) do not decrypt it again. Locking or deleting drops it.
+range requests (seeking) do not decrypt it again. Locking or deleting drops it. A segment
+larger than :data:`MAX_IN_MEMORY` is streamed chunk by chunk instead (no seeking).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from lifeveil.errors import LifeVeilError, VaultError
 from lifeveil.vault import SegmentInfo, Vault
 
+MAX_IN_MEMORY = 256 * 1024 * 1024  # larger segments (a long file ingested by hand) are streamed
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "mkv": "video/x-matroska"}
 SUFFIX_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm"}
 
@@ -104,6 +107,18 @@ class VaultAccess:
             data = b"".join(vault.open_segment(full_id))
             self._played = Plaintext(info, data, media_type(info))
             return self._played
+
+    def info(self, segment_id: str) -> SegmentInfo:
+        """Metadata of one segment (full id or unique prefix)."""
+        return self.vault().info(segment_id)
+
+    def stream(self, segment_id: str) -> Iterator[bytes]:
+        """A segment's plaintext chunk by chunk, for segments too large to hold in memory.
+
+        Each chunk is authenticated before it is yielded; a damaged one ends the stream with
+        an error, so the browser sees a failed transfer, never silently wrong video.
+        """
+        return self.vault().open_segment(segment_id)
 
     def delete(self, segment_id: str) -> str:
         """Crypto-shred a segment; returns its full id."""

@@ -9,13 +9,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from lifeveil.console.media import media_response
 from lifeveil.console.rendering import check_csrf, render
 from lifeveil.console.timeline import day_rows
-from lifeveil.console.vault_access import VaultAccess, download_name
+from lifeveil.console.vault_access import (
+    MAX_IN_MEMORY,
+    VaultAccess,
+    download_name,
+    media_type,
+)
 from lifeveil.errors import VaultError, VaultKeyError
+from lifeveil.vault import SegmentInfo
 
 router = APIRouter()
 DEFAULT_RETENTION_DAYS = 30.0
@@ -87,16 +93,33 @@ def segment_page(request: Request, segment_id: str) -> Response:
 @router.get("/vault/segment/{segment_id}/media")
 def segment_media(request: Request, segment_id: str) -> Response:
     """The decrypted segment, from memory, for the page's <video> (range requests work)."""
-    plain = _vault(request).plaintext(segment_id)
+    access = _vault(request)
+    info = access.info(segment_id)
+    if info.size > MAX_IN_MEMORY:
+        return _streamed(access, info)
+    plain = access.plaintext(info.segment_id)
     return media_response(plain.data, plain.media_type, request.headers.get("range"))
 
 
 @router.get("/vault/segment/{segment_id}/export")
 def segment_export(request: Request, segment_id: str) -> Response:
     """The decrypted segment as a download (the browser decides where it is saved)."""
-    plain = _vault(request).plaintext(segment_id)
+    access = _vault(request)
+    info = access.info(segment_id)
+    if info.size > MAX_IN_MEMORY:
+        return _streamed(access, info, download_name(info))
+    plain = access.plaintext(info.segment_id)
     name = download_name(plain.info)
     return media_response(plain.data, plain.media_type, None, download_name=name)
+
+
+def _streamed(access: VaultAccess, info: SegmentInfo, name: str | None = None) -> Response:
+    """A large segment decrypted chunk by chunk straight into the response."""
+    headers = {"Content-Length": str(info.size)}
+    if name is not None:
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    body = access.stream(info.segment_id)
+    return StreamingResponse(body, media_type=media_type(info), headers=headers)
 
 
 @router.get("/vault/segment/{segment_id}/delete")
