@@ -58,7 +58,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", type=Path, metavar="DIR", help="keep server, vault and outbox in DIR")
     p.add_argument("--model", type=Path, help="privatizer checkpoint (default: the shipped one)")
     p.add_argument("--fps", type=float, default=5.0, help="frames per second privatized")
-    p.add_argument("--rate-hz", type=float, default=10.0, help="uplink frames per second")
+    p.add_argument(
+        "--rate-hz",
+        type=float,
+        default=None,
+        help="uplink frames per second, constant (default: the --fps rate: one frame per z)",
+    )
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the privatizer")
     p.set_defaults(func=cmd_demo)
     actions = p.add_subparsers(dest="demo_command", metavar="MEASUREMENT")
@@ -154,19 +159,25 @@ def run_demo(
     *,
     model: Path | None = None,
     fps: float = 5.0,
-    rate_hz: float = 10.0,
+    rate_hz: float | None = None,
     kept: bool = False,
     out: Print = print,
 ) -> dict[str, Any]:
-    """Run the whole demo in ``workdir``; prints as it goes and returns the measured numbers."""
+    """Run the whole demo in ``workdir``; prints as it goes and returns the measured numbers.
+
+    ``rate_hz`` (uplink frames per second) defaults to ``fps``: one wire frame per z sampled.
+    """
     from lifeveil.bench.wiretap import WireTap
     from lifeveil.privatizer import Privatizer
     from lifeveil.server.local import LocalServer
 
     t0 = time.monotonic()
+    rate_hz = rate_hz or fps
     privatizer = Privatizer.load(model)
     out("LifeVeil demo: the camera keeps its video; only the privatized z goes to the server")
-    server = LocalServer(workdir / "server", z_dim=privatizer.z_dim)
+    server = LocalServer(
+        workdir / "server", z_dim=privatizer.z_dim, wire_dtype=privatizer.cfg.wire_dtype
+    )
     user_token = server.add_tenant(TENANT)
     with server, WireTap(server.port) as uplink_tap, WireTap(server.port) as query_tap:
         out(

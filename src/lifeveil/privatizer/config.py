@@ -91,6 +91,12 @@ class PrivatizerConfig:
         return self.bottleneck == "fsq" or self.deploy_mode == "mean"
 
     @property
+    def wire_dtype(self) -> str:
+        """The smallest exact uplink encoding of this z: ``fsqL`` (the code packed in
+        ceil(d*log2(L)/8) bytes) for an fsq privatizer, ``fp16`` for a VIB one."""
+        return f"fsq{self.fsq_levels}" if self.bottleneck == "fsq" else "fp16"
+
+    @property
     def label(self) -> str:
         """Short human description, e.g. ``vib lambda=0.01 (sample)`` or ``fsq 64x5 (149 bits)``."""
         if self.bottleneck == "fsq":

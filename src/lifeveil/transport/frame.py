@@ -8,14 +8,16 @@ Frame layout (version 1, all integers little-endian)::
          0     4  magic          b"LVZF"
          4     1  version        1
          5     1  flags          bit 0 = cover (dummy) frame; other bits must be 0
-         6     1  dtype          1 = fp16, 2 = int8
+         6     1  dtype          1 = fp16, 2 = int8, L (odd, 3..15) = fsqL packed code
          7     1  reserved       0
          8     2  z_dim          u16, must equal WireSpec.z_dim
         10     2  reserved       0
-        12     4  scale          f32 int8 dequantisation step (z = q * scale); 0 for fp16/cover
+        12     4  scale          f32 int8 dequantisation step (z = q * scale); 0 otherwise
         16     8  seq            u64 device-local sequence number (< 2**63); 0 for cover
         24     8  timestamp_us   i64 capture time, microseconds since the Unix epoch; 0 for cover
-        32     P  payload        z as fp16 (P = 2*d) or int8 (P = d); random bytes for cover
+        32     P  payload        z as fp16 (P = 2*d), int8 (P = d) or an fsqL code packed
+                                 base L (P = ceil(d*log2(L)/8), see transport.codes);
+                                 random bytes for cover
       32+P     -  padding        zeros up to the next multiple of 32 bytes
 
 Every frame of a given :class:`WireSpec` -- real or cover -- has exactly
@@ -49,6 +51,13 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from lifeveil.errors import EgressRefusedError, ProtocolError
+from lifeveil.transport.codes import (
+    CODE_LEVELS,
+    code_indices,
+    code_payload_bytes,
+    pack_code,
+    unpack_code,
+)
 from lifeveil.transport.record import MAX_SEQ, MAX_TIMESTAMP_US, ZRecord
 
 FRAME_MAGIC = b"LVZF"
@@ -60,13 +69,13 @@ MAX_Z_DIM = 4096
 FP16_MAX = 65504.0
 
 FLAG_COVER = 0x01
-_DTYPE_CODES = {"fp16": 1, "int8": 2}
+_DTYPE_CODES = {"fp16": 1, "int8": 2} | {f"fsq{levels}": levels for levels in CODE_LEVELS}
 _HEADER = struct.Struct("<4sBBBBHHfQq")
 _ACK = struct.Struct("<4sBBHQ")
 HEADER_BYTES = _HEADER.size  # 32
 ACK_BYTES = _ACK.size  # 16
 
-WireDtype = Literal["fp16", "int8"]
+WireDtype = Literal["fp16", "int8", "fsq3", "fsq5", "fsq7", "fsq9", "fsq11", "fsq13", "fsq15"]
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,9 @@ class WireSpec:
 
     Attributes:
         z_dim: dimension d of z (1..4096).
-        dtype: payload encoding, ``"fp16"`` (2 bytes/value) or ``"int8"`` (1 byte/value,
-            symmetric per-frame scale, error <= max|z|/254 per value).
+        dtype: payload encoding, ``"fp16"`` (2 bytes/value), ``"int8"`` (1 byte/value,
+            symmetric per-frame scale, error <= max|z|/254 per value) or ``"fsqL"`` (an
+            L-level fsq code packed exactly into ceil(d*log2(L)/8) bytes; only codes pass).
         version: frame format version; only 1 exists.
     """
 
@@ -90,7 +100,9 @@ class WireSpec:
         if not 1 <= self.z_dim <= MAX_Z_DIM:
             raise ProtocolError(f"WireSpec.z_dim={self.z_dim} is outside 1..{MAX_Z_DIM}")
         if self.dtype not in _DTYPE_CODES:
-            raise ProtocolError(f"WireSpec.dtype={self.dtype!r}; choose 'fp16' or 'int8'")
+            raise ProtocolError(
+                f"WireSpec.dtype={self.dtype!r}; choose one of {', '.join(_DTYPE_CODES)}"
+            )
         if self.version not in SUPPORTED_VERSIONS:
             raise ProtocolError(
                 f"frame version {self.version} is not supported; this LifeVeil speaks "
@@ -98,8 +110,15 @@ class WireSpec:
             )
 
     @property
+    def code_levels(self) -> int | None:
+        """L for an ``fsqL`` dtype (a packed code), None for fp16 and int8."""
+        return int(self.dtype[3:]) if self.dtype.startswith("fsq") else None
+
+    @property
     def payload_bytes(self) -> int:
-        """Bytes of encoded z: 2*d for fp16, d for int8."""
+        """Bytes of encoded z: 2*d for fp16, d for int8, ceil(d*log2(L)/8) for fsqL."""
+        if self.code_levels is not None:
+            return code_payload_bytes(self.z_dim, self.code_levels)
         return self.z_dim * (2 if self.dtype == "fp16" else 1)
 
     @property
@@ -160,6 +179,12 @@ def z_problem(z: object, spec: WireSpec) -> str | None:
         return f"z contains NaN or inf (first at index {bad})"
     if spec.dtype == "fp16" and float(np.max(np.abs(z))) > FP16_MAX:
         return f"z has values beyond +-{FP16_MAX:g}, which fp16 cannot carry; use dtype int8"
+    levels = spec.code_levels
+    if levels is not None and code_indices(z, levels) is None:
+        return (
+            f"z is not a {levels}-level code (values -1..1 in steps of {2 / (levels - 1):g}); "
+            f"this uplink carries {spec.dtype} codes only: a VIB privatizer needs fp16 or int8"
+        )
     return None
 
 
@@ -217,6 +242,8 @@ def encode_frame(record: ZRecord, spec: WireSpec) -> bytes:
         raise EgressRefusedError(f"refusing to encode a frame: {problem}")
     if spec.dtype == "fp16":
         payload, scale = record.z.astype("<f2").tobytes(), np.float32(0.0)
+    elif spec.code_levels is not None:
+        payload, scale = pack_code(record.z, spec.code_levels), np.float32(0.0)
     else:
         q, scale = quantize_int8(record.z)
         payload = q.tobytes()
@@ -323,10 +350,14 @@ def _check_header(h: _Header, spec: WireSpec) -> None:
 
 
 def _decode_payload(payload: bytes, spec: WireSpec, scale: float, seq: int) -> np.ndarray:
+    if (spec.dtype == "fp16" or spec.code_levels is not None) and scale != 0:
+        raise ProtocolError(f"{spec.dtype} frames must have scale 0")
     if spec.dtype == "fp16":
-        if scale != 0:
-            raise ProtocolError("fp16 frames must have scale 0")
         z = np.frombuffer(payload, dtype="<f2").astype(np.float32)
+    elif spec.code_levels is not None:
+        z = unpack_code(payload, spec.z_dim, spec.code_levels)
+        if z is None:
+            raise ProtocolError(f"frame seq={seq} carries a number beyond a {spec.dtype} code")
     else:
         if not math.isfinite(scale) or scale < 0:
             raise ProtocolError(f"int8 frame scale {scale} must be finite and >= 0")
