@@ -34,19 +34,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--state",
+        metavar="DIR",
         type=Path,
         default=Path(os.environ.get(STATE_ENV, DEFAULT_STATE)),
         help=f"device state folder (default: ${STATE_ENV} or {DEFAULT_STATE})",
     )
     p.add_argument(
         "--vault",
+        metavar="DIR",
         type=Path,
         default=os.environ.get(VAULT_ENV),
         help=f"encrypted vault folder (default: ${VAULT_ENV}; none: no vault pages)",
     )
-    p.add_argument("--key-file", type=Path, help="unlock the vault with this key file at start")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        type=Path,
+        help=f"unlock the vault at start with the passphrase in FILE (else ${PASSPHRASE_ENV}, "
+        "else the sign-in page)",
+    )
+    secret.add_argument(
+        "--key-file", metavar="FILE", type=Path, help="unlock the vault with this key file at start"
+    )
     p.add_argument(
         "--port",
+        metavar="N",
         type=int,
         default=0,
         help="TCP port on 127.0.0.1 (default: a free port chosen at start)",
@@ -64,8 +77,9 @@ def run_console(args: argparse.Namespace) -> int:
             "`pip install 'lifeveil[console]'`"
         ) from None
     vault = Path(args.vault) if args.vault else None
-    if args.key_file is not None and vault is None:
-        raise InputError("--key-file needs --vault (or $LIFEVEIL_VAULT)")
+    if (args.key_file or args.passphrase_file) and vault is None:
+        flag = "--key-file" if args.key_file else "--passphrase-file"
+        raise InputError(f"{flag} needs --vault (or $LIFEVEIL_VAULT)")
     if vault is not None and not vault.is_dir():
         raise InputError(f"{vault}: no such vault folder; check --vault")
     if not args.state.is_dir():
@@ -75,9 +89,24 @@ def run_console(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     config = ConsoleConfig(state=args.state, vault=vault, key_file=args.key_file)
-    passphrase = os.environ.get(PASSPHRASE_ENV) if args.key_file is None else None
-    serve(config, port=args.port, announce=_announce, passphrase=passphrase or None)
+    serve(config, port=args.port, announce=_announce, passphrase=_passphrase(args))
     return 0
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    """The passphrase to unlock with at start, if the owner gave one outside the browser."""
+    if args.key_file is not None:
+        return None
+    if args.passphrase_file is not None:
+        try:
+            text = args.passphrase_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"{args.passphrase_file}: cannot read the passphrase file ({exc.strerror}); "
+                "check --passphrase-file"
+            ) from None
+        return text.removesuffix("\n").removesuffix("\r") or None
+    return os.environ.get(PASSPHRASE_ENV) or None
 
 
 def _announce(url: str) -> None:
