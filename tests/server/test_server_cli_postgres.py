@@ -1,0 +1,54 @@
+"""``lifeveil server init --store postgresql://...`` and the admin commands on PostgreSQL;
+``lifeveil server bench`` on a tiny setting."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lifeveil.cli.main import main
+from lifeveil.errors import InputError
+from lifeveil.server.cli import store_overrides
+
+
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    code = main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_store_option_is_a_name_or_a_postgresql_url():
+    assert store_overrides(None) == {}
+    assert store_overrides("sqlite") == {"store": "sqlite"}
+    assert store_overrides("postgres://h/db")["store"] == "postgresql"
+    with pytest.raises(InputError, match="only postgresql"):
+        store_overrides("mysql://h/db")
+
+
+def test_init_on_postgresql_then_manage_it(embedded_postgres, tmp_path: Path, capsys):
+    dsn, d = embedded_postgres.new_database(), str(tmp_path / "srv")
+    init = _json(capsys, "server", "init", "--data-dir", d, "--z-dim", "8", "--store", dsn)
+    assert init["admin_token"].startswith("lva_")
+    saved = tomllib.loads((tmp_path / "srv" / "server.toml").read_text())
+    assert saved["store"] == "postgresql" and saved["store_dsn"] == dsn
+    assert not (tmp_path / "srv" / "lifeveil.db").exists()  # nothing went to SQLite
+    tenant = _json(capsys, "server", "add-tenant", "home", "--data-dir", d)
+    assert tenant["token"].startswith("lvu_")
+    _json(capsys, "server", "register-device", "--tenant", "home", "--name", "cam", "--data-dir", d)
+    status = _json(capsys, "server", "status", "--data-dir", d)
+    assert status["tenants"][0]["devices"][0]["name"] == "cam"
+
+
+def test_bench_runs_and_reports_recall(tmp_path: Path, capsys):
+    pytest.importorskip("usearch")
+    out = tmp_path / "bench.json"
+    argv = ["server", "bench", "--n", "600", "--queries", "10", "--extra", "200", "--z-dim", "16"]
+    assert main([*argv, "--out", str(out)]) == 0
+    [report] = json.loads(out.read_text())
+    summary = report["summary"]
+    assert summary["n"] == 600 and summary["recall_at_10"] >= 0.9
+    assert summary["query_p50_ms"] > 0 and summary["preload_z_per_s"] > 0
