@@ -37,6 +37,7 @@ def test_the_token_sets_a_strict_httponly_cookie_and_is_spent(app):
 def test_a_wrong_token_does_not_spend_the_real_one(app):
     browser = TestClient(app, base_url="http://127.0.0.1")
     assert browser.get("/?token=guess").status_code == 403
+    assert browser.get("/?token=caf\u00e9").status_code == 403  # non-ASCII: 403, not 500
     assert browser.get(f"/?token={app.state.security.token}").status_code == 200
 
 
@@ -59,6 +60,7 @@ def test_posts_need_the_csrf_token(client: TestClient, app):
     form = {"passphrase": PASSPHRASE, "next": "/vault"}
     assert client.post("/login", data=form).status_code == 403
     assert client.post("/login", data={**form, "csrf": "wrong"}).status_code == 403
+    assert client.post("/login", data={**form, "csrf": "caf\u00e9"}).status_code == 403
     assert not app.state.vault.unlocked
     foreign = {"origin": "https://attacker.example"}
     assert client.post("/login", data={**form, "csrf": csrf}, headers=foreign).status_code == 403

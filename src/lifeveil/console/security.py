@@ -62,7 +62,7 @@ class ConsoleSecurity:
     def redeem(self, token: str) -> str | None:
         """Spend the one-time token: the new session cookie value, or None if wrong or spent."""
         with self._lock:
-            if self._session is not None or not secrets.compare_digest(token, self.token):
+            if self._session is not None or not _same(token, self.token):
                 return None
             self._session = secrets.token_urlsafe(32)
             return self._session
@@ -70,12 +70,12 @@ class ConsoleSecurity:
     def is_session(self, cookie: str | None) -> bool:
         """Whether ``cookie`` is the session cookie handed out by :meth:`redeem`."""
         session = self._session
-        return bool(cookie and session and secrets.compare_digest(cookie, session))
+        return bool(cookie and session and _same(cookie, session))
 
     def check_csrf(self, request: Request, submitted: str | None) -> None:
         """Raise CsrfError unless ``submitted`` is this session's CSRF token and the request
         comes from this console's origin (when the browser says where it comes from)."""
-        if not submitted or not secrets.compare_digest(submitted, self.csrf_token):
+        if not submitted or not _same(submitted, self.csrf_token):
             raise CsrfError("the form's CSRF token is missing or wrong; reload the page")
         origin = request.headers.get("origin")
         if origin and urlsplit(origin).hostname not in LOOPBACK_HOSTS:
@@ -124,6 +124,11 @@ class SecurityMiddleware:
         )
         _add_headers(response.headers)
         return response
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (str compare_digest raises)."""
+    return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def forbidden(reason: str) -> Response:
