@@ -13,6 +13,15 @@ class LifeVeilError(Exception):
     exit_code = 2
 
 
+class RuntimeFailure(LifeVeilError):  # noqa: N818  (reads as what happened)
+    """The input was fine but the run could not finish: a timeout, a server that went away.
+
+    Exits 1 (input errors exit 2), so scripts can tell "fix the command" from "retry later".
+    """
+
+    exit_code = 1
+
+
 class InputError(LifeVeilError):
     """A file, folder or argument given by the user is missing, empty, corrupt or wrong."""
 

@@ -108,3 +108,29 @@ def test_unusable_state_folder_is_one_line_error(
     )  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--state folder you own" in err
+
+
+@pytest.mark.slow
+def test_a_drain_that_times_out_exits_1_and_keeps_the_z(
+    tmp_path: Path, server, vault, tiny_checkpoint: Path, talking_face_clip: Path, capsys,
+    monkeypatch,
+):  # fmt: skip
+    monkeypatch.setenv("LIFEVEIL_VAULT_PASSPHRASE", PASSPHRASE)
+    token_file = tmp_path / "user.token"
+    token_file.write_text(server.add_tenant("home") + "\n")
+    server.start()
+    state = tmp_path / "state"
+    assert main(["device", "enroll", "--server", server.base_url, "--name", "hall",
+                 "--user-token-file", str(token_file), "--cafile", server.cafile,
+                 "--state", str(state)]) == 0  # fmt: skip
+    server.stop()  # the server goes away: nothing can drain
+    capsys.readouterr()
+    run = ["device", "run", "--source", str(talking_face_clip), "--vault", str(vault.root),
+           "--state", str(state), "--model", str(tiny_checkpoint)]  # fmt: skip
+    assert main([*run, "--until-drained", "--drain-timeout", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "drain timed out" in err and "8 z still queued" in err and "nothing is lost" in err
+    assert main([*run, "--offline", "--until-drained"]) == 2
+    assert "pick one" in capsys.readouterr().err
+    assert main([*run, "--drain-timeout", "3"]) == 2
+    assert "add --until-drained" in capsys.readouterr().err

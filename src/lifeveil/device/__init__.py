@@ -4,7 +4,9 @@
 into the :mod:`lifeveil.vault`) and the :mod:`lifeveil.privatizer` -> ``outbox`` (durable
 SQLite queue with persistent sequence numbers) -> :mod:`lifeveil.transport` uplink.
 ``agent`` wires them together; ``identity`` enrols a device; ``sequence`` keeps the
-high-water mark of its sequence numbers beside the token; ``cli`` is ``lifeveil device``.
+high-water mark of its sequence numbers beside the token; ``ledger`` charges every released z
+its bits (per day, per privatizer version) and enforces the daily budget; ``cli`` is
+``lifeveil device``.
 
 Device code never imports :mod:`lifeveil.server`: a camera carries only what it needs to
 send z, and the dependency arrow points one way.
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from lifeveil.device.agent import DeviceAgent, SourceReport
     from lifeveil.device.config import DeviceConfig
     from lifeveil.device.identity import DeviceIdentity, enroll, load_identity, save_identity
+    from lifeveil.device.ledger import Bound, Ledger, read_summary
     from lifeveil.device.outbox import Outbox, OutboxStats, SourceState
     from lifeveil.device.sequence import SequenceMark
     from lifeveil.device.source import Sampler, SourceSpec, parse_source
@@ -33,6 +36,7 @@ _WHERE = {
     "agent": ("DeviceAgent", "SourceReport"),
     "config": ("DeviceConfig",),
     "identity": ("DeviceIdentity", "enroll", "load_identity", "save_identity"),
+    "ledger": ("Bound", "Ledger", "read_summary"),
     "outbox": ("Outbox", "OutboxStats", "SourceState"),
     "sequence": ("SequenceMark",),
     "source": ("Sampler", "SourceSpec", "parse_source"),
@@ -40,9 +44,11 @@ _WHERE = {
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 __all__ = [
+    "Bound",
     "DeviceAgent",
     "DeviceConfig",
     "DeviceIdentity",
+    "Ledger",
     "Outbox",
     "OutboxStats",
     "Sampler",
@@ -54,6 +60,7 @@ __all__ = [
     "enroll",
     "load_identity",
     "parse_source",
+    "read_summary",
     "save_identity",
 ]
 

@@ -54,7 +54,11 @@ def uplink_config(identity: DeviceIdentity, config: DeviceConfig) -> UplinkConfi
 
     wire = identity.wire_spec()
     if wire is None:
-        assert identity.server is not None
+        if identity.server is None:
+            raise InputError(
+                "a bare --token-file does not say which server it is for - pass --server "
+                "https://HOST:PORT (or enroll with `lifeveil device enroll`, which saves both)"
+            )
         with QueryClient(identity.server, identity.token, cafile=identity.cafile) as client:
             wire = WireSpec.from_token(client.info()["wire"])
     return UplinkConfig(

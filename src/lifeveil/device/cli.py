@@ -33,7 +33,7 @@ from lifeveil.device.build import private_state, sequence_mark
 from lifeveil.device.config import DeviceConfig
 from lifeveil.device.identity import DeviceIdentity, enroll, load_identity, save_identity
 from lifeveil.device.status import IDENTITY_FILE, OUTBOX_FILE
-from lifeveil.errors import InputError, LifeVeilError, VaultKeyError
+from lifeveil.errors import InputError, LifeVeilError, RuntimeFailure, VaultKeyError
 
 if TYPE_CHECKING:
     from lifeveil.device.outbox import Outbox
@@ -205,6 +205,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``lifeveil device run``."""
+    _check_run_flags(args)
     import torch
 
     from lifeveil.device.build import build_agent
@@ -253,7 +254,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         outbox.close()
         vault.close()
     _raise_on_conflicts(outbox.session_conflicts, args)
+    if args.until_drained and stats.pending:
+        raise RuntimeFailure(
+            f"drain timed out after {args.drain_timeout:g} s with {stats.pending} z still queued "
+            f"in {args.state / OUTBOX_FILE} (nothing is lost) - check that the server is up, then "
+            "run again to send them, or raise --drain-timeout"
+        )
     return 0
+
+
+def _check_run_flags(args: argparse.Namespace) -> None:
+    """Refuse flag combinations that cannot mean what the user wants."""
+    if args.offline and args.until_drained:
+        raise InputError(
+            "--offline never connects, so --until-drained would wait forever - pick one"
+        )
+    if args.drain_timeout is not None and not args.until_drained:
+        raise InputError("--drain-timeout applies to --until-drained only - add --until-drained")
 
 
 def cmd_requeue_conflicts(args: argparse.Namespace) -> int:
