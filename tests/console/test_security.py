@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from lifeveil.console.security import SESSION_COOKIE
+from lifeveil.console.security import SESSION_COOKIE, SecurityMiddleware
 
 from .support import PASSPHRASE
 
@@ -32,6 +32,21 @@ def test_the_token_sets_a_strict_httponly_cookie_and_is_spent(app):
     assert other.get("/status").status_code == 403
     other.cookies.set(SESSION_COOKIE, "forged")
     assert other.get("/status").status_code == 403
+
+
+def test_the_redirect_never_leaves_the_console(app):
+    from starlette.requests import Request
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "//evil.example/x",
+        "query_string": f"token={app.state.security.token}".encode(),
+        "headers": [(b"host", b"127.0.0.1:8000")],
+    }
+    gate = SecurityMiddleware(app, app.state.security)
+    response = gate._gate(Request(scope))  # noqa: SLF001  (a path no HTTP client sends as is)
+    assert response.status_code == 303 and response.headers["location"] == "/evil.example/x"
 
 
 def test_a_wrong_token_does_not_spend_the_real_one(app):

@@ -91,7 +91,10 @@ class SecurityMiddleware:
         self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":  # the console has none: refuse before accepting
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -117,7 +120,8 @@ class SecurityMiddleware:
         if session is None:
             return forbidden("this link was already used (or is wrong)")
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != TOKEN_PARAM]
-        target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+        path = "/" + request.url.path.lstrip("/")  # never "//host": that would leave the console
+        target = path + (f"?{urlencode(rest)}" if rest else "")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE, session, httponly=True, samesite="strict", path="/", secure=False
