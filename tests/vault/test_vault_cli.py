@@ -73,7 +73,11 @@ def test_cli_lifecycle(cli_vault: Path, bikes: Path, tmp_path: Path, capsys) -> 
     code, out, _ = _run(["vault", "retention", "--older-than-days", "30"], capsys)
     assert code == 0 and "deleted 0 segment(s)" in out
 
-    code, out, _ = _run(["vault", "delete", segment_id], capsys)
+    code, _, err = _run(["vault", "retention", "--older-than-days", "0"], capsys)
+    _one_line_error(code, err, "pass --yes to confirm")  # stdin is not a terminal here
+    code, _, err = _run(["vault", "delete", segment_id], capsys)
+    _one_line_error(code, err, "pass --yes to confirm")
+    code, out, _ = _run(["vault", "delete", segment_id, "--yes"], capsys)
     assert code == 0 and f"deleted {segment_id}" in out
     code, out, _ = _run(["vault", "list"], capsys)
     assert out.splitlines()[-1].startswith("0 segment(s)")
@@ -228,3 +232,18 @@ def test_cli_purge_asks_on_a_terminal(
     assert (cli_vault / "quarantine" / f"{new_id}.lvs").exists() is not purged
     if not purged:
         _one_line_error(code, err, "purge cancelled; nothing was deleted")
+
+
+def test_export_to_stdout_and_into_a_missing_folder(
+    cli_vault: Path, bikes: Path, tmp_path: Path, capsysbinary
+) -> None:
+    assert main(["vault", "ingest", str(bikes)]) == 0
+    segment_id = capsysbinary.readouterr().out.split()[0].decode()
+    assert main(["vault", "export", segment_id, "-o", "-"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert out == bikes.read_bytes() and b"to stdout" in err
+    assert not Path("-").exists()
+    missing = tmp_path / "no" / "such" / "folder" / "x.mp4"
+    assert main(["vault", "export", segment_id, "-o", str(missing)]) == 2
+    assert b"does not exist - create it first" in capsysbinary.readouterr().err
+    assert not missing.parent.exists()

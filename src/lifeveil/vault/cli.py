@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from lifeveil.errors import VaultError
+from lifeveil.errors import InputError, VaultError
 from lifeveil.vault.display import (
     adopt_lines,
     format_size,
@@ -136,7 +136,14 @@ def _add_list(actions: argparse._SubParsersAction, common: argparse.ArgumentPars
 def _add_export(actions: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = actions.add_parser("export", parents=[common], help="decrypt a segment to a file")
     p.add_argument("segment", metavar="ID", help="segment id (or a unique prefix)")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="file to write (its folder must exist), or - for stdout (streamed: a damaged "
+        "chunk stops it with an error and exit 1)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     p.set_defaults(func=run_export)
 
@@ -146,9 +153,11 @@ def _add_delete(actions: argparse._SubParsersAction, common: argparse.ArgumentPa
         "delete",
         parents=[common],
         help="crypto-shred segments (irreversible)",
-        description="Destroy the segments' keys, then their files: the data cannot be recovered.",
+        description="Destroy the segments' keys, then their files: the data cannot be recovered. "
+        "Asks for confirmation on a terminal; elsewhere pass --yes.",
     )
     p.add_argument("segments", nargs="+", metavar="ID", help="segment ids (or unique prefixes)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=run_delete)
 
 
@@ -162,6 +171,9 @@ def _add_retention(actions: argparse._SubParsersAction, common: argparse.Argumen
         help="crypto-shred segments created more than N days ago",
     )
     p.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    p.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (needed off a terminal)"
+    )
     p.set_defaults(func=run_retention)
 
 
@@ -273,7 +285,18 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """``lifeveil vault export``."""
+    """``lifeveil vault export``; ``-o -`` streams the plaintext to stdout."""
+    if args.output == "-":
+        with _open(args) as vault:
+            info = vault.info(args.segment)
+            for block in vault.open_segment(args.segment):
+                sys.stdout.buffer.write(block)
+            sys.stdout.buffer.flush()
+        print(f"exported {info.segment_id} ({format_size(info.size)}) to stdout", file=sys.stderr)
+        return 0
+    folder = Path(args.output).resolve().parent
+    if not folder.is_dir():
+        raise InputError(f"{folder} does not exist - create it first, or write elsewhere")
     with _open(args) as vault:
         info = vault.export(args.segment, args.output, overwrite=args.force)
     print(f"exported {info.segment_id} ({format_size(info.size)}) to {args.output}")
@@ -284,6 +307,8 @@ def run_delete(args: argparse.Namespace) -> int:
     """``lifeveil vault delete``."""
     with _open(args) as vault:
         full_ids = [vault.resolve(s) for s in args.segments]  # all resolve before any delete
+        if not args.yes:
+            _confirm("delete", f"{len(full_ids)} segment(s)")
         for segment_id in full_ids:
             vault.delete(segment_id)
             print(f"deleted {segment_id} (key destroyed)")
@@ -293,6 +318,11 @@ def run_delete(args: argparse.Namespace) -> int:
 def run_retention(args: argparse.Namespace) -> int:
     """``lifeveil vault retention``."""
     with _open(args) as vault:
+        doomed = vault.apply_retention(args.older_than_days, dry_run=True)
+        if doomed and not args.dry_run and not args.yes:
+            _confirm(
+                "retention", f"{len(doomed)} segment(s) older than {args.older_than_days:g} days"
+            )
         expired = vault.apply_retention(args.older_than_days, dry_run=args.dry_run)
     _print(retention_lines(expired, args.older_than_days, args.dry_run))
     return 0
@@ -324,7 +354,8 @@ def run_purge(args: argparse.Namespace) -> int:
     with _open(args, warn=False) as vault:
         chosen = vault.select_quarantined(args.files or None)
         if chosen and not args.yes:
-            _confirm_purge(len(chosen), sum(f.size for f in chosen))
+            what = f"{len(chosen)} quarantined file(s) ({format_size(sum(f.size for f in chosen))})"
+            _confirm("purge", what)
         report = vault.purge([f.path.name for f in chosen])
         remaining = vault.warnings()
     _print(purge_lines(report))
@@ -332,13 +363,13 @@ def run_purge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm_purge(count: int, size: int) -> None:
-    what = f"{count} quarantined file(s) ({format_size(size)})"
+def _confirm(verb: str, what: str) -> None:
+    """Ask before destroying ``what``; off a terminal, refuse (the user passes --yes)."""
     if not sys.stdin.isatty():
-        raise VaultError(
-            f"purge would delete {what} for good: pass --yes to confirm (stdin is not a "
+        raise InputError(
+            f"{verb} would delete {what} for good: pass --yes to confirm (stdin is not a "
             "terminal, so it cannot ask)"
         )
     answer = input(f"Delete {what} for good? This cannot be undone. [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
-        raise VaultError("purge cancelled; nothing was deleted")
+        raise VaultError(f"{verb} cancelled; nothing was deleted")
