@@ -96,6 +96,12 @@ def test_export_cli(tiny_checkpoint, tmp_path, capsys):
     ckpt = tmp_path / "m.safetensors"
     shutil.copy(tiny_checkpoint, ckpt)
     shutil.copy(tiny_checkpoint.with_suffix(".json"), ckpt.with_suffix(".json"))
-    assert main(["export", "--onnx", str(ckpt)]) == 0
+    assert main(["export", "--model", str(ckpt)]) == 0
     assert ckpt.with_suffix(".onnx").is_file()
     assert "onnxruntime check" in capsys.readouterr().out
+    # The old flag name works for one more release, with a warning.
+    assert main(["export", "--onnx", str(ckpt), "--out", str(tmp_path / "old.onnx")]) == 0
+    out, err = capsys.readouterr()
+    assert (
+        "--onnx is deprecated" in err and "use --model" in err and (tmp_path / "old.onnx").is_file()
+    )

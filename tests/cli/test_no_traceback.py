@@ -131,7 +131,7 @@ def test_failures_map_to_exit_codes() -> None:
 
 
 def test_debug_shows_the_traceback(capsys, quiet_env: Path) -> None:  # noqa: ANN001
-    argv = ["export", "--onnx", str(quiet_env / "missing"), "--out", "x.onnx"]
+    argv = ["export", "--model", str(quiet_env / "missing"), "--out", "x.onnx"]
     code, _, err = _run(argv, capsys)
     assert code != 0 and "Traceback" not in err
     with pytest.raises(Exception):  # noqa: B017, PT011  (whatever the failure is, it surfaces)

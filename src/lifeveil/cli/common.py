@@ -31,3 +31,28 @@ def parse_floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated numbers, got {text!r}"
         ) from None
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Stores into the new flag's dest and warns once that the old name is going away."""
+
+    def __init__(
+        self, option_strings: list[str], dest: str, new: str = "", **kwargs: object
+    ) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        import sys
+
+        print(
+            f"warning: {option_string} is deprecated and goes away in the next release; "
+            f"use {self.new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, dest: str) -> None:
+    """Accept ``old`` for one more release as a hidden synonym of ``new`` (same ``dest``)."""
+    parser.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, help=argparse.SUPPRESS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lifeveil.cli.common import add_deprecated_alias
 from lifeveil.privatizer.release import ReleaseMode
 
 
@@ -19,9 +20,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "--onnx", required=True, metavar="CKPT", help="checkpoint NAME.safetensors to export"
+        "--model",
+        metavar="CKPT",
+        default=None,
+        help="checkpoint NAME.safetensors to export (default: the shipped privatizer)",
     )
-    p.add_argument("--out", help="output .onnx path (default: NAME.onnx beside the checkpoint)")
+    add_deprecated_alias(p, "--onnx", "--model", dest="model")
+    p.add_argument(
+        "--out",
+        help="output .onnx path (default: NAME.onnx beside the checkpoint, or ./NAME.onnx "
+        "for the shipped one)",
+    )
     p.add_argument(
         "--mode",
         choices=ReleaseMode.choices(),
@@ -34,11 +43,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from lifeveil.paths import DEFAULT_CHECKPOINT
     from lifeveil.privatizer import Privatizer
     from lifeveil.privatizer.export import export_onnx
 
-    privatizer = Privatizer.load(args.onnx)
-    out = Path(args.out) if args.out else Path(args.onnx).with_suffix(".onnx")
+    privatizer = Privatizer.load(args.model)
+    default_out = (
+        Path(args.model).with_suffix(".onnx")
+        if args.model
+        else Path(DEFAULT_CHECKPOINT.stem + ".onnx")
+    )
+    out = Path(args.out) if args.out else default_out
     export_onnx(privatizer, out, args.mode)
     import onnxruntime as ort
 
