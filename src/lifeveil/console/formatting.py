@@ -29,6 +29,13 @@ def local_time_us(us: int | None) -> str:
     return "-" if us is None else local_time(us / 1e6)
 
 
+def local_hour_us(us: int | None) -> str:
+    """The start of an hour (microseconds since the epoch) as local ``'YYYY-MM-DD HH:00'``."""
+    if us is None:
+        return "-"
+    return datetime.fromtimestamp(us / 1e6).astimezone().strftime("%Y-%m-%d %H:00")
+
+
 def duration(seconds: float | None) -> str:
     """Seconds as ``'12.0 s'``, ``'3 min 5 s'`` or ``'2 h 4 min'``."""
     if seconds is None:
@@ -56,6 +63,7 @@ FILTERS = {
     "size": size,
     "local_time": local_time,
     "local_time_us": local_time_us,
+    "local_hour_us": local_hour_us,
     "duration": duration,
     "bits": bits,
 }
