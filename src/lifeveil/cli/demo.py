@@ -75,6 +75,7 @@ def _add_traffic_check(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser(
         "traffic-check",
         help="side-channel attack: infer motion from packet sizes/timings, H.264 vs LifeVeil",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", type=Path, help="action-clips folder (default: shared data)")
     p.add_argument("--out", type=Path, default=Path("traffic-check"), help="output folder")
@@ -95,6 +96,7 @@ def _add_load_test(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser(
         "load-test",
         help="ingest records/s and query latency p50/p99 with concurrent simulated devices",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--devices", type=int, default=20, help="concurrent simulated devices")
     p.add_argument("--seconds", type=float, default=20.0, help="upload phase length")
@@ -105,7 +107,7 @@ def _add_load_test(actions: argparse._SubParsersAction) -> None:
         "--query-rate-hz",
         type=float,
         default=0.0,
-        help="queries per second per loop (default 0: back to back, the worst case)",
+        help="queries per second per loop (0: back to back, the worst case)",
     )
     p.add_argument("--z-dim", type=int, default=64, help="dimension of the simulated z")
     p.add_argument("--out", type=Path, default=Path("load-test.json"), help="JSON report")

@@ -140,7 +140,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--keep-acked", action="store_true", help="keep acked z in the outbox (audit/testing)"
     )
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for the privatizer")
+    p.add_argument(
+        "--threads", type=int, default=2, help="CPU threads for the privatizer (default: 2)"
+    )
     p.add_argument(
         "--runtime",
         choices=["onnx", "torch"],
