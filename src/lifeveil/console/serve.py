@@ -10,7 +10,7 @@ from collections.abc import Callable
 from lifeveil.console.app import create_app
 from lifeveil.console.config import ConsoleConfig
 from lifeveil.console.security import TOKEN_PARAM, ConsoleSecurity
-from lifeveil.errors import InputError
+from lifeveil.errors import InputError, RuntimeFailure
 
 HOST = "127.0.0.1"  # the console never listens on another interface
 
@@ -29,7 +29,7 @@ def bind(port: int = 0) -> socket.socket:
                 f"port {port} on {HOST} is in use; choose another --port or leave it out "
                 "for a free one"
             ) from None
-        raise InputError(f"cannot listen on {HOST}:{port} ({exc.strerror})") from None
+        raise RuntimeFailure(f"cannot listen on {HOST}:{port} ({exc.strerror})") from None
     sock.listen(64)
     return sock
 
