@@ -198,7 +198,25 @@ def run_demo(
     result = {"seconds": seconds, "answers": answers, "wire": wire}
     if kept:
         write_json(workdir / "demo.json", result)
+        _print_query_yourself(workdir, user_token, server.cafile, out)
     return result
+
+
+def _print_query_yourself(workdir: Path, user_token: str, cafile: str, out: Print) -> None:
+    """Save the demo tenant's user token and say how to restart the server and query it."""
+    from lifeveil.io import private_file
+
+    token_file = private_file(workdir / "user.token")
+    token_file.write_text(user_token + "\n")
+    server_dir = workdir / "server"
+    out(
+        f"query it yourself (user token saved to {token_file}, mode 0600):\n"
+        f"  lifeveil server run --data-dir {server_dir} --port 8443 &\n"
+        f"  lifeveil query list --server https://127.0.0.1:8443 --token-file {token_file} "
+        f"--cafile {cafile}\n"
+        f"  lifeveil query timeline --head scene --start 0 --end 4102444800 "
+        f"--server https://127.0.0.1:8443 --token-file {token_file} --cafile {cafile}"
+    )
 
 
 def _run_device(
