@@ -36,3 +36,37 @@ def test_report_only_explains_a_folder_without_results(tmp_path: Path, capsys) -
     (tmp_path / "results.json").write_text('{"format": "lifeveil-bench", "version": 99}')
     with pytest.raises(InputError, match="newer than this LifeVeil reads"):
         read_results(tmp_path / "results.json")
+
+
+def test_trade_off_labels_never_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committed full run's 23 settings crowd one corner of the ORL panel."""
+    import json
+
+    from matplotlib.text import Text
+
+    from lifeveil.bench.report import figures
+    from lifeveil.bench.report.aggregate import aggregate, plot_points
+
+    overlaps: list[tuple[str, str]] = []
+    place = figures.place_labels
+
+    def checked(ax, points, fontsize=6.5, colours=None):
+        place(ax, points, fontsize, colours)
+        renderer = ax.figure.canvas.get_renderer()
+        boxes = []
+        for text in ax.texts:
+            text.get_window_extent(renderer)  # positions the annotation
+            boxes.append((text.get_text(), Text.get_window_extent(text, renderer)))
+        overlaps.extend(
+            (a, c) for i, (a, b) in enumerate(boxes) for c, d in boxes[i + 1 :] if b.overlaps(d)
+        )
+        assert len(boxes) == sum(1 for p in points if p[2])
+
+    monkeypatch.setattr(figures, "place_labels", checked)
+    results = json.loads((DOCS / "bench-full" / "results.json").read_text())
+    agg = aggregate(results["jobs"])
+    pp = plot_points(agg)
+    png = figures.privacy_utility_plot(
+        agg, pp, ["headline_orl", "headline_lfw"], [None, None], ["ORL", "LFW"]
+    )
+    assert png[:4] == b"\x89PNG" and not overlaps

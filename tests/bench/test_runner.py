@@ -172,7 +172,15 @@ def test_sweep_writes_jobs_results_summary_and_report(tmp_path, ckpt_dir, orl_ro
     assert "| LFW k=256 (headline) |" in summary and "LFW chance = 0.250 (4 people)" in summary
     assert "accumulation_orl" not in summary.split("## PL")[1].split("## RR")[0]
     report = (out / "report.html").read_text()
-    assert report.count("data:image/png;base64,") >= 3 + 3  # our plots + one grid per method
+    # main plot, accumulation, the two per-set plots, then one grid per method (3 methods)
+    assert report.count("data:image/png;base64,") == 4 + 3
+    assert (
+        report.index("id='summary'") < report.index("id='headline'") < report.index("id='glossary'")
+    )
+    assert "<p class='verdict'>Utility: msr[ckpt=lambda_0.01,mode=mean]" in report
+    assert "scene accuracy, linear probe (0-1)" in report  # human names, units
+    assert "dtp.scene_probe.linear_acc" not in report  # no raw keys as column names
+    assert "## Summary" in summary and "Privacy: an attacker who averages k=256" in summary
     for name in ("privacy_utility_orl", "privacy_utility_lfw", "accumulation"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     assert len(list((out / "jobs").glob("*.json"))) == 6

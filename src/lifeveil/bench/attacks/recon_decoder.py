@@ -35,11 +35,12 @@ from lifeveil.bench.attacks.reconstruction import (
     save_recon_grid,
 )
 from lifeveil.bench.contracts import EvalInputs, Result
+from lifeveil.bench.metrics import ssim
 from lifeveil.bench.schema import RECON_DECODER, Axis
 
 RIDGE = 1.0  # kernel ridge penalty (the kernel's diagonal is 1)
 BANDWIDTH = 1.0  # Gaussian kernel width as a multiple of the median squared distance
-GRID_COLUMNS = 8
+GRID_EACH = 3  # the grid shows the 3 best and the 3 worst reconstructions (by SSIM)
 
 
 def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -138,15 +139,29 @@ def decoder_attack(
             recogniser, recon, victim_crops, victim_labels, gallery_index, gallery
         )
     if grid_path is not None:
-        n = min(GRID_COLUMNS, len(recon))
-        pick = one_per_identity(victim_labels, n)
+        pick = best_and_worst(victim_crops, recon, GRID_EACH)
         save_recon_grid(
             grid_path,
             [victim_crops[pick], recon[pick]],
             ["original", "decoder"],
-            title or "reconstruction by decoder",
+            f"{title or 'reconstruction by decoder'}: "
+            + (
+                f"the {GRID_EACH} best, then the {GRID_EACH} worst by SSIM"
+                if len(pick) == 2 * GRID_EACH
+                else "best first by SSIM"
+            ),
         )
     return out
+
+
+def best_and_worst(originals: np.ndarray, reconstructions: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` best then the ``n`` worst reconstructions by SSIM (all when fewer
+    than ``2 n``), so a grid shows the attack's range instead of near-identical faces."""
+    scores = np.array([ssim(o, r) for o, r in zip(originals, reconstructions, strict=True)])
+    order = np.argsort(-scores, kind="stable")
+    if len(order) <= 2 * n:
+        return order
+    return np.concatenate([order[:n], order[-n:]])
 
 
 def one_per_identity(labels: np.ndarray, n: int) -> np.ndarray:

@@ -5,8 +5,9 @@ of a linear probe, an MLP probe and 1-shot re-ID on the mean of k releases of a 
 (:mod:`lifeveil.bench.attacks.accumulation`), on ORL and on LFW. It leads the summary, is the
 privacy axis of the trade-off plots and decides the matched-utility verdicts.
 
-Modules: :mod:`.aggregate` (per-method means, plot points), :mod:`.verdict` (matched
-utility), :mod:`.tables`, :mod:`.figures`, :mod:`.documents` (summary.md, report.html).
+Modules: :mod:`.aggregate` (per-method means, plot points), :mod:`.verdict` (matched utility,
+the three-sentence verdict), :mod:`.names` (human metric names, units, glossary),
+:mod:`.tables`, :mod:`.figures`, :mod:`.page` (report.html), :mod:`.documents` (summary.md).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from lifeveil.bench.report.aggregate import (
     metric_dict,
     plot_points,
 )
-from lifeveil.bench.report.documents import job_images, report_html, summary_md
+from lifeveil.bench.report.documents import DATA_CREDITS, job_images, summary_md
 from lifeveil.bench.report.figures import accumulation_plot, privacy_utility_plot, write_figures
-from lifeveil.bench.report.tables import axis_tables, headline_tables
-from lifeveil.bench.report.verdict import matched_sentences, matched_utility
+from lifeveil.bench.report.page import PageParts, report_html
+from lifeveil.bench.report.tables import axis_tables, group_tables, headline_tables
+from lifeveil.bench.report.verdict import matched_sentences, matched_utility, verdict_sentences
 from lifeveil.bench.schema import RESULTS_FORMAT, RESULTS_VERSION, to_jsonable
 from lifeveil.errors import InputError
 from lifeveil.io import atomic_open, write_json
@@ -121,14 +123,29 @@ def _write_documents(
     matched: list[dict[str, Any]],
     figures: list[tuple[str, Path]],
 ) -> None:
-    """summary.md and report.html (figures and each job's PNGs embedded in the HTML)."""
-    tables = axis_tables(agg)
+    """summary.md and report.html (figures and one reconstruction grid per method embedded)."""
     headline = headline_tables(agg, pp)
-    images = figures + job_images(out, results["jobs"])
+    verdict = verdict_sentences(agg, pp, matched)
+    grids = job_images(out, results["jobs"])
+    captioned = [(f"{mid}: reconstruction by decoder", path) for mid, path in grids]
     with atomic_open(out / "summary.md") as fh:
-        fh.write(summary_md(results, headline, tables, matched, images, out))
+        fh.write(
+            summary_md(
+                results, headline, axis_tables(agg), matched, figures + captioned, out, verdict
+            )
+        )
+    parts = PageParts(
+        results=results,
+        verdict=verdict,
+        headline=headline,
+        groups=group_tables(agg),
+        matched=matched,
+        figures={path.stem: (caption, path) for caption, path in figures},
+        grids=grids,
+        credits=DATA_CREDITS,
+    )
     with atomic_open(out / "report.html") as fh:
-        fh.write(report_html(results, headline, tables, matched, images))
+        fh.write(report_html(parts))
 
 
 __all__ = [

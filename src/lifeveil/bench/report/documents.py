@@ -1,9 +1,8 @@
-"""summary.md and the self-contained report.html, from the results and their tables."""
+"""summary.md (the Markdown twin of report.html, with every column under its raw key) and the
+per-method images both documents show."""
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from lifeveil.bench.report.tables import (
     AXIS_TITLES,
     HEADLINE_TEXT,
     AxisTable,
-    html_table,
     markdown_table,
 )
 from lifeveil.bench.report.verdict import matched_sentences
@@ -25,30 +23,27 @@ DATA_CREDITS = (
 )
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:12px}
-td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
-td:first-child,th:first-child{text-align:left;font-family:monospace}
-th{background:#f3f3f3}
-figure{display:inline-block;margin:1em;vertical-align:top}
-figcaption{font-size:12px;max-width:600px}
-img{max-width:700px}
-"""
+GRID_FILE = "recon_decoder.png"  # the reconstruction grid shown per method
 
 
 def job_images(out: Path, jobs: Sequence[dict[str, Any]]) -> list[tuple[str, Path]]:
-    """(caption, path) of the PNGs each job wrote into its folder (first seed of each method)."""
+    """(method id, PNG): one reconstruction grid per method, from its first seed's folder.
+
+    The decoder grid when the job wrote one, else the job's first PNG; methods in job order.
+    """
     seen: set[str] = set()
     images = []
-    for job in sorted(jobs, key=lambda j: (j["method_id"], j["seed"])):
-        if job["method_id"] in seen:
-            continue
-        seen.add(job["method_id"])
+    for job in sorted(jobs, key=lambda j: j["seed"]):
         folder = out / "jobs" / job["job"]
-        for png in sorted(folder.rglob("*.png")) if folder.is_dir() else []:
-            images.append((f"{job['method_id']} (seed {job['seed']}): {png.stem}", png))
-    return images
+        if job["method_id"] in seen or not folder.is_dir():
+            continue
+        pngs = sorted(folder.rglob("*.png"))
+        grid = folder / GRID_FILE if (folder / GRID_FILE).is_file() else next(iter(pngs), None)
+        if grid is not None:
+            seen.add(job["method_id"])
+            images.append((job["method_id"], grid))
+    order = {j["method_id"]: i for i, j in enumerate(jobs)}
+    return sorted(images, key=lambda item: order[item[0]])
 
 
 def summary_md(
@@ -58,7 +53,9 @@ def summary_md(
     matched: list[dict[str, Any]],
     figures: list[tuple[str, Path]],
     out: Path,
+    verdict: Sequence[str] = (),
 ) -> str:
+    """summary.md: the verdict, the headline table, one table per axis, the matched pairs."""
     cfg = results["config"]
     lines = [
         f"# LifeVeil benchmark — preset `{cfg['name']}`",
@@ -68,6 +65,8 @@ def summary_md(
         "there are several). Accuracies are in [0, 1].",
         "",
     ]
+    if verdict:
+        lines += ["## Summary", "", " ".join(verdict), ""]
     if headline:
         main, details = headline
         lines += [
@@ -96,74 +95,14 @@ def summary_md(
         "No comparison possible (needs msr, baselines and the scene and identity metrics)."
     ]
     lines += ["", "## Figures", ""]
-    lines += [f"![{cap}]({p.relative_to(out)})" for cap, p in figures]
+    lines += [f"![{cap}]({p.relative_to(out).as_posix()})" for cap, p in figures]
     lines += [
         "",
-        "Per-job figures (reconstruction grids, optimisation curves) are in `jobs/<job>/`.",
+        "One reconstruction grid per method above; every job's figures (decoder and "
+        "optimisation grids, optimisation curves) are in `jobs/<job>/`.",
     ]
     if results["failed"]:
         lines += ["", "## Failed jobs", ""]
         lines += [f"- `{f['job']}`: {f['error']}" for f in results["failed"]]
     lines += ["", DATA_CREDITS, ""]
     return "\n".join(lines)
-
-
-def report_html(
-    results: dict[str, Any],
-    headline: list[AxisTable],
-    tables: dict[str, AxisTable],
-    matched: list[dict[str, Any]],
-    images: list[tuple[str, Path]],
-) -> str:
-    cfg = results["config"]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>LifeVeil benchmark ({html.escape(cfg['name'])})</title><style>{_CSS}</style></head><body>",
-        f"<h1>LifeVeil benchmark — preset {html.escape(cfg['name'])}</h1>",
-        f"<p>Seeds {results['seeds']}; {len(results['jobs'])} jobs, {len(results['failed'])} failed; "
-        f"wall time {results['timings']['wall_s']:.0f} s. Means over seeds (± std).</p>",
-    ]
-    if headline:
-        main, details = headline
-        same = "; ".join(f"{c} = {v}" for c, v in main.constant)
-        parts += [
-            "<h2>Headline privacy: identity under accumulation</h2>",
-            f"<p>{html.escape(HEADLINE_TEXT)}</p>",
-            html_table(main.header, main.rows),
-            f"<p><small>Same for every method: {html.escape(same)}.</small></p>",
-            "<p>Per attacker, at each k (in the order above) and at inf:</p>",
-            html_table(details.header, details.rows),
-        ]
-    for axis in AXES:
-        t = tables[axis]
-        parts += [
-            f"<h2>{axis}: {html.escape(AXIS_TITLES[axis])}</h2>",
-            html_table(t.header, t.rows),
-        ]
-        if t.constant:
-            same = "; ".join(f"{c} = {v}" for c, v in t.constant)
-            parts.append(f"<p><small>Same for every method: {html.escape(same)}.</small></p>")
-    parts.append("<h2>Where msr wins / loses at matched utility</h2><ul>")
-    sentences = matched_sentences(matched) or ["No comparison possible."]
-    parts += [f"<li>{html.escape(s.lstrip('- ').replace('`', ''))}</li>" for s in sentences]
-    parts.append("</ul><h2>Figures</h2>")
-    for caption, path in images:
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(
-            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
-    if results["failed"]:
-        parts.append("<h2>Failed jobs</h2><ul>")
-        parts += [
-            f"<li><code>{html.escape(f['job'])}</code>: {html.escape(f['error'])}</li>"
-            for f in results["failed"]
-        ]
-        parts.append("</ul>")
-    versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
-    parts += [
-        f"<p><small>{html.escape(versions)}</small></p>",
-        f"<p><small>{html.escape(DATA_CREDITS)}</small></p>",
-    ]
-    parts.append("</body></html>")
-    return "\n".join(parts)

@@ -17,6 +17,7 @@ from lifeveil.bench.report.aggregate import (
     first_value,
     is_number,
 )
+from lifeveil.bench.report.names import GROUPS, METRICS, Group, group_of, header, metric
 
 AXES = ("DTP", "PL", "RR", "SE")
 
@@ -54,6 +55,7 @@ HEADLINE_TEXT = (
 
 
 def fmt(v: Any) -> str:
+    """A value as table text: 3 decimals, thousands separators, lists shortened, None as -."""
     if v is None:
         return "–"
     if isinstance(v, bool):
@@ -73,7 +75,8 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def _cell(mean: Any, std: Any, n_seeds: int, key: str = "") -> str:
+def cell(mean: Any, std: Any, n_seeds: int, key: str = "") -> str:
+    """A table cell: mean (± std over seeds when there are several); counts as integers."""
     if is_number(mean) and key.endswith(("params", "bytes")):
         return f"{mean:,.0f}"  # counts of parameters and bytes: whole numbers
     if n_seeds > 1 and is_number(std) and is_number(mean):
@@ -112,7 +115,7 @@ def axis_tables(agg: dict[str, dict[str, Any]]) -> dict[str, AxisTable]:
                 and not k.startswith(tuple(prefix for _, prefix in ACCUMULATION_SETS))
             ]
         cells = {
-            c: [_cell(m["mean"].get(c), m["std"].get(c), len(m["seeds"]), c) for m in agg.values()]
+            c: [cell(m["mean"].get(c), m["std"].get(c), len(m["seeds"]), c) for m in agg.values()]
             for c in cols
         }
         constant = [c for c in cols if axis != "SE" and len(agg) > 1 and len(set(cells[c])) == 1]
@@ -186,3 +189,57 @@ def html_table(header: list[str], rows: list[list[str]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+@dataclass
+class GroupTable:
+    """One small table of report.html: the metrics of one task or attack, human-named."""
+
+    group: Group
+    table: AxisTable  # the main metrics; constant ones listed below it
+    details: AxisTable | None  # bookkeeping and tuning numbers, shown folded
+
+
+def group_tables(agg: dict[str, dict[str, Any]]) -> list[GroupTable]:
+    """One table per :class:`~lifeveil.bench.report.names.Group` with any metric, in the
+    catalogue's order (unknown result keys after, by axis); accumulation keys are left to
+    :func:`headline_tables`.
+    """
+    keys = sorted({k for m in agg.values() for k in m["mean"]})
+    skip = tuple(prefix + "." for _, prefix in ACCUMULATION_SETS)
+    grouped: dict[Group, list[str]] = {}
+    for key in keys:
+        if not key.startswith(skip):
+            grouped.setdefault(group_of(key), []).append(key)
+    order = {k: i for i, k in enumerate(METRICS)}
+    groups = sorted(
+        grouped,
+        key=lambda g: (AXES.index(g.axis) if g.axis in AXES else len(AXES), _group_rank(g)),
+    )
+    out = []
+    for group in groups:
+        cols = sorted(grouped[group], key=lambda k: (order.get(k, len(order)), k))
+        main = _human_table(agg, [k for k in cols if not metric(k).detail])
+        extra = [k for k in cols if metric(k).detail]
+        out.append(GroupTable(group, main, _human_table(agg, extra) if extra else None))
+    return out
+
+
+def _group_rank(group: Group) -> int:
+    return GROUPS.index(group) if group in GROUPS else len(GROUPS)
+
+
+def _human_table(agg: dict[str, dict[str, Any]], cols: list[str]) -> AxisTable:
+    """Rows per method id; columns equal for every method (two or more) listed once below."""
+    cells = {
+        c: [cell(m["mean"].get(c), m["std"].get(c), len(m["seeds"]), c) for m in agg.values()]
+        for c in cols
+    }
+    constant = [c for c in cols if len(agg) > 1 and len(set(cells[c])) == 1]
+    shown = [c for c in cols if c not in constant]
+    rows = [[mid] + [cells[c][i] for c in shown] for i, mid in enumerate(agg)]
+    return AxisTable(
+        ["method"] + [header(c) for c in shown],
+        rows if shown else [],
+        [(header(c), cells[c][0]) for c in constant],
+    )
