@@ -30,6 +30,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lifeveil.cli.train", "train a privatizer on images, CSVs and videos"),
     "encode": ("lifeveil.cli.encode", "turn images, image folders and videos into z"),
     "export": ("lifeveil.cli.export", "export a privatizer as ONNX for on-device runtimes"),
+    "adapt": (
+        "lifeveil.cli.adapt",
+        "learn an adapter from an old privatizer's z space to a new one's (model evolution)",
+    ),
     "info": (
         "lifeveil.cli.info",
         "describe a privatizer; benchmark throughput; evaluate on held-out data",

@@ -1,0 +1,109 @@
+"""``lifeveil adapt OLD NEW``: learn a map from an old privatizer's z space to a new one's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lifeveil.cli.common import add_threads_arg
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``lifeveil adapt``."""
+    p = sub.add_parser(
+        "adapt",
+        help="learn an adapter from an old privatizer's z space to a new one's (model evolution)",
+        description=(
+            "Encode the same frames with both privatizers (on the device, e.g. frames still in "
+            "the vault: nothing raw leaves) and fit a ridge regression from old z to new z. The "
+            "server applies the adapter to z it stored under the old version. The adapter sees "
+            "only old z, so a migrated z discloses no more than the old z did (and no less). "
+            "With --evaluate it is measured on data neither model nor adapter saw: scene "
+            "utility on SUN8 and identity on ORL s11-s40 (docs/GUARANTEES.md, issue 14)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("old", help="the old checkpoint (NAME.safetensors, or a shipped name)")
+    p.add_argument("new", help="the new checkpoint (NAME.safetensors, or a shipped name)")
+    p.add_argument(
+        "--frames",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="images, image folders or videos to fit on (both versions encode them)",
+    )
+    p.add_argument("--fps", type=float, default=2.0, help="video sampling rate")
+    p.add_argument("--ridge", type=float, default=10.0, help="L2 penalty of the regression")
+    p.add_argument("--out", type=Path, required=True, help="adapter file to write (.safetensors)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--evaluate", action="store_true", help="measure it on SUN8 and ORL held-out")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_threads_arg(p)
+    p.set_defaults(func=run)
+
+
+def _checkpoint(name: str) -> Path:
+    """A checkpoint path, or the shipped checkpoint of that name."""
+    from lifeveil.errors import CheckpointError
+    from lifeveil.paths import SHIPPED_PRIVATIZERS
+
+    path = Path(name)
+    if path.exists():
+        return path
+    shipped = SHIPPED_PRIVATIZERS / f"{name}.safetensors"
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in SHIPPED_PRIVATIZERS.glob("*.safetensors")))
+    raise CheckpointError(
+        f"{name}: no such checkpoint file and no shipped privatizer of that name ({known})"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit, save and (optionally) evaluate the adapter."""
+    from lifeveil.errors import InputError
+    from lifeveil.privatizer.adapt import fit_adapter, fit_report
+    from lifeveil.privatizer.encode import encode_inputs
+    from lifeveil.privatizer.lite import checkpoint_hash, resolve_checkpoint
+    from lifeveil.privatizer.loader import open_privatizer
+
+    if args.out.exists() and not args.force:
+        raise InputError(f"{args.out} already exists - choose another --out, or pass --force")
+    ckpts = [resolve_checkpoint(_checkpoint(n)) for n in (args.old, args.new)]
+    old, new = (open_privatizer(c, threads=args.threads) for c in ckpts)
+    old_z = encode_inputs(old, args.frames, args.fps, "mean", progress=not args.json).matrix()
+    new_z = encode_inputs(new, args.frames, args.fps, "mean", progress=not args.json).matrix()
+    adapter = fit_adapter(old_z, new_z, *(checkpoint_hash(c) for c in ckpts), ridge=args.ridge)
+    adapter.save(args.out)
+    result = {"adapter": str(args.out), "fit": fit_report(adapter, old_z, new_z)}
+    if args.evaluate:
+        from lifeveil.bench.adapt_eval import evaluate_migration
+        from lifeveil.paths import shared_data_root
+
+        result["evaluation"] = evaluate_migration(old, new, adapter, shared_data_root()).to_dict()
+        args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    _print(result, adapter.describe(), args.json)
+    return 0
+
+
+def _print(result: dict, described: str, as_json: bool) -> None:
+    """The result as JSON or as a few readable lines."""
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    fit = result["fit"]
+    print(f"wrote {result['adapter']}: {described}")
+    print(f"fit on its frames: mean cosine {fit['mean_cosine']:.3f}, R^2 {fit['r2']:.3f}")
+    ev = result.get("evaluation")
+    if ev:
+        print(
+            f"SUN8 test, head trained on new z: re-encoded {ev['scene_reencoded']:.3f}, migrated "
+            f"{ev['scene_migrated']:.3f} ({ev['scene_migrated_ratio']:.0%} of re-encoded; old "
+            f"z with its own head {ev['scene_old']:.3f})"
+        )
+        print(
+            f"ORL s11-s40 identity (chance {ev['identity_chance']:.3f}): old "
+            f"{ev['identity_old']:.3f}, migrated {ev['identity_migrated']:.3f}, new "
+            f"{ev['identity_new']:.3f}"
+        )

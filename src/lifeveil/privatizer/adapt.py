@@ -1,0 +1,168 @@
+"""Model evolution without re-uploading: an adapter from an old z space to a new one.
+
+When the privatizer is retrained, the z already on the server were made by the old version,
+and the raw video behind them may be gone. On the device, where some raw frames are still in
+the vault, both versions encode the same frames; a ridge regression fitted on those pairs maps
+old z to the new space, and the server applies it to its stored z (issue 14 item 2).
+
+What the adapter can disclose: it is a fixed function of old z alone, so by the data processing
+inequality a migrated z carries no more information about the frame (or the person in it) than
+the old z it came from. It does not carry *less* than the new version would: identity the old
+version leaked stays leaked (measured by ``lifeveil adapt --evaluate``). Fitting it needs pairs
+of old and new z of the same frames, made on the device; only the adapter (a d_new x d_old
+matrix and a bias) goes to the server.
+
+Nothing here imports PyTorch; weights are stored with safetensors' NumPy API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lifeveil.errors import CheckpointError, ShapeError
+from lifeveil.io import atomic_path
+
+FORMAT = "lifeveil-adapter"
+VERSION = 1
+DEFAULT_RIDGE = 10.0
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """z_new ~= z_old @ weight.T + bias, from one privatizer version to another.
+
+    Attributes:
+        weight: (d_new, d_old) float32.
+        bias: (d_new,) float32.
+        old_version / new_version: the checkpoints' version ids (hash of weights + config).
+        fitted_on: how many frame pairs it was fitted on.
+        ridge: the L2 penalty used.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    old_version: str
+    new_version: str
+    fitted_on: int
+    ridge: float
+
+    @property
+    def old_dim(self) -> int:
+        """Dimension of the z it takes."""
+        return int(self.weight.shape[1])
+
+    @property
+    def new_dim(self) -> int:
+        """Dimension of the z it makes."""
+        return int(self.weight.shape[0])
+
+    def apply(self, old_z: np.ndarray) -> np.ndarray:
+        """Old z (N, d_old) -> migrated z (N, d_new) float32."""
+        old_z = np.asarray(old_z, dtype=np.float32)
+        if old_z.ndim != 2 or old_z.shape[1] != self.old_dim:
+            raise ShapeError(
+                f"adapter {self.old_version} -> {self.new_version} takes z of shape "
+                f"(N, {self.old_dim}), got {old_z.shape}"
+            )
+        return (old_z @ self.weight.T + self.bias).astype(np.float32)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``NAME.safetensors`` (weight, bias, provenance in its metadata), atomically."""
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        meta = {
+            "format": FORMAT,
+            "version": str(VERSION),
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "fitted_on": str(self.fitted_on),
+            "ridge": repr(self.ridge),
+        }
+        tensors = {
+            "weight": np.ascontiguousarray(self.weight, dtype=np.float32),
+            "bias": np.ascontiguousarray(self.bias, dtype=np.float32),
+        }
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Adapter:
+        """Read :meth:`save` output; CheckpointError naming the file if it is not an adapter."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as fh:
+                meta = fh.metadata() or {}
+                weight = np.array(fh.get_tensor("weight"), copy=True)
+                bias = np.array(fh.get_tensor("bias"), copy=True)
+        except (SafetensorError, OSError, KeyError) as exc:
+            raise CheckpointError(f"{path}: not a readable adapter file ({exc})") from None
+        if meta.get("format") != FORMAT or weight.shape[:1] != bias.shape:
+            raise CheckpointError(f"{path}: not a LifeVeil adapter (format {meta.get('format')!r})")
+        return cls(
+            weight,
+            bias,
+            meta["old_version"],
+            meta["new_version"],
+            int(meta["fitted_on"]),
+            float(meta["ridge"]),
+        )
+
+    def describe(self) -> str:
+        """One line: versions, shape, fit size."""
+        return (
+            f"adapter {self.old_version} (d={self.old_dim}) -> {self.new_version} "
+            f"(d={self.new_dim}), ridge {self.ridge:g}, fitted on {self.fitted_on} frame pairs"
+        )
+
+
+def fit_adapter(
+    old_z: np.ndarray,
+    new_z: np.ndarray,
+    old_version: str,
+    new_version: str,
+    ridge: float = DEFAULT_RIDGE,
+) -> Adapter:
+    """Ridge regression from old z to new z of the same frames (rows paired), closed form.
+
+    The bias is not penalised (the data are centred first). Needs at least two pairs.
+    """
+    old_z = np.asarray(old_z, dtype=np.float64)
+    new_z = np.asarray(new_z, dtype=np.float64)
+    if old_z.ndim != 2 or new_z.ndim != 2 or len(old_z) != len(new_z) or len(old_z) < 2:
+        raise ShapeError(
+            f"fit_adapter needs paired z of shapes (N, d_old) and (N, d_new) with N >= 2, "
+            f"got {old_z.shape} and {new_z.shape}"
+        )
+    if old_version == new_version:
+        raise CheckpointError(f"old and new are the same version ({old_version}): nothing to adapt")
+    mean_old, mean_new = old_z.mean(axis=0), new_z.mean(axis=0)
+    x, y = old_z - mean_old, new_z - mean_new
+    gram = x.T @ x + ridge * np.eye(x.shape[1])
+    weight = np.linalg.solve(gram, x.T @ y).T  # (d_new, d_old)
+    bias = mean_new - weight @ mean_old
+    return Adapter(
+        np.ascontiguousarray(weight, dtype=np.float32),
+        bias.astype(np.float32),
+        old_version,
+        new_version,
+        len(old_z),
+        float(ridge),
+    )
+
+
+def fit_report(adapter: Adapter, old_z: np.ndarray, new_z: np.ndarray) -> dict[str, float]:
+    """How well the adapter reproduces ``new_z`` from ``old_z``: mean cosine and R^2."""
+    pred = adapter.apply(old_z).astype(np.float64)
+    new_z = np.asarray(new_z, dtype=np.float64)
+    cos = (pred * new_z).sum(1) / (
+        np.linalg.norm(pred, axis=1) * np.linalg.norm(new_z, axis=1) + 1e-12
+    )
+    resid = ((pred - new_z) ** 2).sum()
+    total = ((new_z - new_z.mean(0)) ** 2).sum()
+    return {"mean_cosine": float(cos.mean()), "r2": float(1.0 - resid / max(total, 1e-12))}

@@ -1,0 +1,67 @@
+"""Adapters between privatizer versions (issue 14 item 2): the math, the file, the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lifeveil.cli.main import main
+from lifeveil.errors import CheckpointError, ShapeError
+from lifeveil.paths import shared_data_root
+from lifeveil.privatizer.adapt import Adapter, fit_adapter, fit_report
+
+
+def test_fit_recovers_a_linear_map_and_survives_a_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    old = rng.standard_normal((500, 8))
+    true_w, true_b = rng.standard_normal((5, 8)), rng.standard_normal(5)
+    new = old @ true_w.T + true_b
+    adapter = fit_adapter(old, new, "old1", "new2", ridge=1e-6)
+    np.testing.assert_allclose(adapter.weight, true_w, atol=1e-4)
+    np.testing.assert_allclose(adapter.bias, true_b, atol=1e-4)
+    assert fit_report(adapter, old, new)["r2"] > 0.999999
+    loaded = Adapter.load(adapter.save(tmp_path / "a.safetensors"))
+    assert (loaded.old_version, loaded.new_version, loaded.fitted_on) == ("old1", "new2", 500)
+    np.testing.assert_array_equal(loaded.apply(old[:3]), adapter.apply(old[:3]))
+
+
+def test_ridge_shrinks_towards_the_mean() -> None:
+    rng = np.random.default_rng(1)
+    old, new = rng.standard_normal((50, 4)), rng.standard_normal((50, 3))
+    heavy = fit_adapter(old, new, "a", "b", ridge=1e9)
+    np.testing.assert_allclose(heavy.apply(old), np.broadcast_to(new.mean(0), (50, 3)), atol=1e-3)
+
+
+def test_bad_input_is_refused(tmp_path: Path) -> None:
+    z = np.zeros((4, 3))
+    with pytest.raises(ShapeError):
+        fit_adapter(z, np.zeros((5, 3)), "a", "b")
+    with pytest.raises(CheckpointError, match="same version"):
+        fit_adapter(z, z, "a", "a")
+    adapter = fit_adapter(np.eye(3), np.eye(3), "a", "b")
+    with pytest.raises(ShapeError, match=r"\(N, 3\)"):
+        adapter.apply(np.zeros((2, 4)))
+    not_adapter = tmp_path / "x.safetensors"
+    not_adapter.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable adapter"):
+        Adapter.load(not_adapter)
+
+
+def test_adapt_command_between_two_shipped_privatizers(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    frames = shared_data_root() / "scenes-intel6"
+    folder = sorted(p for p in frames.iterdir() if p.is_dir())[0]
+    out = tmp_path / "plain_to_invariant.safetensors"
+    argv = ["adapt", "fsq_plain", "fsq_invariant", "--frames", str(folder), "--out", str(out)]
+    assert main([*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    adapter = Adapter.load(out)
+    assert adapter.old_dim == adapter.new_dim == 64 and adapter.fitted_on >= 100
+    assert adapter.old_version != adapter.new_version
+    assert result["fit"]["mean_cosine"] > 0.8
+    assert main(argv) == 2 and "already exists" in capsys.readouterr().err
+    assert main(["adapt", "no_such_model", "fsq_invariant", "--frames", str(folder),
+                 "--out", str(tmp_path / "o.safetensors")]) == 2  # fmt: skip
+    assert "no shipped privatizer of that name" in capsys.readouterr().err
