@@ -78,12 +78,13 @@ def test_a_graph_of_another_shape_is_refused(tmp_path: Path) -> None:
         LitePrivatizer.from_cache(ckpt)
 
 
-def test_encoding_with_a_cached_graph_never_imports_torch(tmp_path: Path, frames) -> None:  # noqa: ANN001
+def test_encoding_and_the_device_agent_never_import_torch(tmp_path: Path, frames) -> None:  # noqa: ANN001
     ckpt = _copy_checkpoint("fsq_invariant", tmp_path)
     load_privatizer(ckpt, "onnx")
     np.save(tmp_path / "frame.npy", frames[0])
     script = (
         "import sys, numpy as np\n"
+        "import lifeveil.device.agent, lifeveil.device.build, lifeveil.device.cli\n"
         "from lifeveil.privatizer.lite import LitePrivatizer\nfrom lifeveil.privatizer.loader import open_privatizer\n"
         f"p = open_privatizer({str(ckpt)!r})\n"
         f"z = p.privatize(np.load({str(tmp_path / 'frame.npy')!r})).z\n"
@@ -99,3 +100,13 @@ def test_resize_is_one_function() -> None:
 
     img = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     np.testing.assert_array_equal(base.resize_center_crop(img, 32), resize_center_crop(img, 32))
+
+
+def test_both_runtimes_give_the_same_version_id(tmp_path: Path) -> None:
+    ckpt = _copy_checkpoint("fsq_invariant", tmp_path)
+    onnx = load_privatizer(ckpt)  # builds the cached graph
+    torch_ = load_privatizer(ckpt, "torch")
+    lite = LitePrivatizer.from_cache(ckpt)
+    assert lite is not None and lite.version == torch_.version == onnx.version
+    other = load_privatizer(_copy_checkpoint("fsq_plain", tmp_path), "torch")
+    assert other.version != torch_.version and len(other.version) == 16

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from lifeveil.errors import InputError
     from lifeveil.privatizer.adapt import fit_adapter, fit_report
     from lifeveil.privatizer.encode import encode_inputs
-    from lifeveil.privatizer.lite import checkpoint_hash, resolve_checkpoint
+    from lifeveil.privatizer.lite import resolve_checkpoint
     from lifeveil.privatizer.loader import open_privatizer
 
     if args.out.exists() and not args.force:
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     old, new = (open_privatizer(c, threads=args.threads) for c in ckpts)
     old_z = encode_inputs(old, args.frames, args.fps, "mean", progress=not args.json).matrix()
     new_z = encode_inputs(new, args.frames, args.fps, "mean", progress=not args.json).matrix()
-    adapter = fit_adapter(old_z, new_z, *(checkpoint_hash(c) for c in ckpts), ridge=args.ridge)
+    adapter = fit_adapter(old_z, new_z, old.version, new.version, ridge=args.ridge)
     adapter.save(args.out)
     result = {"adapter": str(args.out), "fit": fit_report(adapter, old_z, new_z)}
     if args.evaluate:

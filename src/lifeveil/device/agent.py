@@ -25,12 +25,11 @@ constant rate with cover frames until the next UTC day.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,9 +46,13 @@ from lifeveil.device.source import (
     stream_rate,
 )
 from lifeveil.errors import InputError
-from lifeveil.privatizer import Privatizer, Representation
+from lifeveil.privatizer.representation import Representation
 from lifeveil.transport.uplink import Uplink, UplinkConfig
 from lifeveil.vault import SegmentInfo, Vault
+
+if TYPE_CHECKING:
+    from lifeveil.privatizer import Privatizer
+    from lifeveil.privatizer.lite import LitePrivatizer
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -109,7 +112,7 @@ class DeviceAgent:
         self,
         config: DeviceConfig,
         *,
-        privatizer: Privatizer,
+        privatizer: Privatizer | LitePrivatizer,
         outbox: Outbox,
         vault: Vault | None = None,
         uplink: UplinkConfig | None = None,
@@ -349,7 +352,7 @@ class DeviceAgent:
         return reports
 
 
-def release_bound(privatizer: Privatizer, config: DeviceConfig) -> Bound:
+def release_bound(privatizer: Privatizer | LitePrivatizer, config: DeviceConfig) -> Bound:
     """Which bound the ledger charges for this privatizer's releases (see :class:`Bound`).
 
     An fsq code: its exact bits. A VIB sampled release: the frame's KL. A VIB releasing its
@@ -362,14 +365,7 @@ def release_bound(privatizer: Privatizer, config: DeviceConfig) -> Bound:
     return Bound.VIB_KL if mode == "sample" else Bound.FLOAT_WIDTH
 
 
-def privatizer_version(privatizer: Privatizer) -> str:
-    """A version id for the ledger: SHA-256 (hex, first 16) of the config and every weight.
-
-    Two checkpoints with the same weights and config get the same id wherever they are loaded
-    from, in either runtime.
-    """
-    digest = hashlib.sha256(json.dumps(privatizer.cfg.to_dict(), sort_keys=True).encode())
-    for name, tensor in sorted(privatizer.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+def privatizer_version(privatizer: Privatizer | LitePrivatizer) -> str:
+    """The ledger's version id of ``privatizer`` (:attr:`Privatizer.version`): SHA-256 of the
+    config and every weight, the same in either runtime and wherever it was loaded from."""
+    return privatizer.version

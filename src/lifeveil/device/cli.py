@@ -208,18 +208,19 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """``lifeveil device run``."""
     _check_run_flags(args)
-    import torch
-
     from lifeveil.device.build import build_agent
     from lifeveil.device.source import parse_source
-    from lifeveil.privatizer.runtime import load_privatizer
+    from lifeveil.privatizer.loader import open_privatizer
     from lifeveil.vault import Vault
 
-    torch.set_num_threads(max(1, args.threads))
+    if args.runtime == "torch":  # ONNX Runtime gets the thread count directly, and no torch
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     config = _device_config(args)
     sources = [parse_source(s) for s in args.source]
     identity = None if args.offline else _identity(args)  # fail fast, before loading the model
-    privatizer = load_privatizer(args.model, args.runtime, threads=max(1, args.threads))
+    privatizer = open_privatizer(args.model, args.runtime, threads=max(1, args.threads))
     vault = Vault.open(args.vault, **_vault_secret(args))
     for line in vault.warnings():  # rollback, tampering, quarantined files: the owner must know
         print(f"lifeveil device: vault warning: {line}", file=sys.stderr, flush=True)

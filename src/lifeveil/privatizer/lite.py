@@ -160,6 +160,18 @@ class LitePrivatizer:
             return None
 
     @property
+    def version(self) -> str:
+        """The version id (:func:`lifeveil.privatizer.version.version_id`), read from the
+        checkpoint's weights: the same id PyTorch gives the same checkpoint."""
+        from safetensors.numpy import load_file
+
+        from lifeveil.privatizer.version import version_id
+
+        if self.checkpoint is None:
+            raise CheckpointError("this lite privatizer was not opened from a checkpoint file")
+        return version_id(self.cfg, load_file(str(self.checkpoint)).items())
+
+    @property
     def z_dim(self) -> int:
         """Dimension of z."""
         return self.cfg.z_dim

@@ -49,6 +49,14 @@ class Privatizer:
         return cls(model, seed)
 
     @property
+    def version(self) -> str:
+        """The version id of this privatizer (:func:`lifeveil.privatizer.version.version_id`)."""
+        from lifeveil.privatizer.version import version_id
+
+        weights = self.model.state_dict().items()
+        return version_id(self.cfg, ((k, v.detach().cpu().numpy()) for k, v in weights))
+
+    @property
     def z_dim(self) -> int:
         """Dimension of z."""
         return self.cfg.z_dim
