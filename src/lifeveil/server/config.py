@@ -55,7 +55,7 @@ class ServerConfig:
     wire_dtype: str = "fp16"
     store: str = "sqlite"
     store_dsn: str = ""
-    ann_min_records: int = 20_000
+    ann_min_records: int = 2_000
     max_body_bytes: int = 1 << 20
     max_frames_per_post: int = 64
     replay_window_s: float = 300.0

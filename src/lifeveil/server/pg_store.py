@@ -10,6 +10,7 @@ re-ranks them exactly, the way the brute-force default scores them.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,8 @@ from lifeveil.server.store import (
 )
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import ZRecord
+
+log = logging.getLogger(__name__)
 
 _PRINCIPAL_SELECT = (
     "SELECT p.id, p.kind, p.name, p.tenant_id, t.name, p.scopes FROM lifeveil_principals p "
@@ -107,9 +110,11 @@ class PostgresStore(ZStore):
         register_vector(conn)
         oid = self._psycopg.types.TypeInfo.fetch(conn, "vector").oid
         conn.adapters.register_loader(oid, _binary_z_loader(self._psycopg))
-        # Keep scanning the HNSW graph until k rows pass the tenant filter, best first.
-        conn.execute("SET hnsw.iterative_scan = strict_order")
-        conn.execute("SET hnsw.ef_search = 100")
+        conn.execute("SET hnsw.ef_search = 200")
+        try:  # pgvector >= 0.8: keep scanning until k rows pass the tenant filter, best first
+            conn.execute("SET hnsw.iterative_scan = strict_order")
+        except self._psycopg.Error:
+            log.warning("pgvector < 0.8: a k-NN query of a small tenant may return fewer than k")
 
     def _migrate(self, conn: Any) -> None:
         with conn.transaction():

@@ -73,7 +73,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
         path: str | Path,
         z_dim: int,
         synchronous: str = "FULL",
-        ann_min_records: int = 20_000,
+        ann_min_records: int = 2_000,
     ) -> None:
         self.path = Path(path)
         self.z_dim = z_dim
