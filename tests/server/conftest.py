@@ -11,10 +11,15 @@ from .pg_embedded import SKIP_REASON, EmbeddedPostgres, start_embedded_postgres
 from .server_helpers import World, make_world
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    """A fresh server data dir with tenants a and b, and a TestClient on it."""
-    w = make_world(tmp_path / "srv")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A fresh server data dir with tenants a and b, and a TestClient on it; the API tests
+    run on each store backend (PostgreSQL: a new database on the embedded server)."""
+    overrides: dict[str, object] = {}
+    if request.param == "postgresql":
+        dsn = request.getfixturevalue("embedded_postgres").new_database()
+        overrides = {"store": "postgresql", "store_dsn": dsn}
+    w = make_world(tmp_path / "srv", **overrides)
     try:
         yield w
     finally:
