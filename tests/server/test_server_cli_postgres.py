@@ -52,3 +52,18 @@ def test_bench_runs_and_reports_recall(tmp_path: Path, capsys):
     summary = report["summary"]
     assert summary["n"] == 600 and summary["recall_at_10"] >= 0.9
     assert summary["query_p50_ms"] > 0 and summary["preload_z_per_s"] > 0
+
+
+def test_init_with_an_unreachable_database_says_so_and_saves_nothing(
+    tmp_path: Path, capsys, monkeypatch
+):
+    pytest.importorskip("psycopg")
+    from lifeveil.server import pg_store_pool
+
+    monkeypatch.setattr(pg_store_pool, "RETRY_DELAYS_S", (0.01,))
+    dsn = f"postgresql://nobody@/lifeveil?host={tmp_path}"  # nothing listens there
+    code = main(["server", "init", "--data-dir", str(tmp_path / "srv"), "--store", dsn])
+    err = capsys.readouterr().err
+    assert code != 0 and "is unavailable" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "srv" / "server.toml").exists()

@@ -213,7 +213,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 # -- commands ---------------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
     """``lifeveil server init``."""
-    report = admin.init_data_dir(_config(args), tuple(args.cert_name))
+    config = _config(args)
+    if not (config.data_dir / CONFIG_FILE).is_file() and config.store != "sqlite":
+        admin.open_store(config).close()  # a wrong DSN fails here, before server.toml is saved
+    report = admin.init_data_dir(config, tuple(args.cert_name))
     _print_init(report, args.json)
     return 0
 

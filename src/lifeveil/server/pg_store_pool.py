@@ -128,15 +128,14 @@ class ConnectionPool:
                     raise self._refused(exc) from None
                 if delay is None or self._closed:
                     raise self._unavailable(exc) from None
-                log.warning("PostgreSQL unavailable (%s); retry %d", first_line(exc), attempt + 1)
+                log.info("PostgreSQL unavailable (%s); retry %d", first_line(exc), attempt + 1)
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
         return StoreUnavailableError(
             f"PostgreSQL at {redact(self.dsn)} is unavailable ({first_line(exc)}); is it "
-            "running and reachable? retried for "
-            f"{sum(RETRY_DELAYS_S):g} s; devices resend what was not acknowledged"
+            f"running and reachable? (retried for {sum(RETRY_DELAYS_S):g} s)"
         )
 
     def _refused(self, exc: BaseException) -> InputError:
