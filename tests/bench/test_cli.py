@@ -152,3 +152,16 @@ def test_quick_preset_end_to_end(tmp_path, orl_root, capsys):
     assert "identity, linear probe (0-1)" in report and "PSNR (dB)" in report
     for name in ("privacy_utility_orl", "privacy_utility_lfw", "accumulation"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000
+
+
+def test_a_rerun_into_a_used_folder_needs_resume_or_force(tmp_path, capsys):
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "raw-s0.json").write_text("{}")
+    base = ["bench", "--preset", "quick", "--out", str(tmp_path), "--data", str(tmp_path / "none")]
+    assert main(base) == 2
+    assert "already holds a benchmark run (1 job result(s)" in capsys.readouterr().err
+    assert main([*base, "--resume", "--force"]) == 2
+    assert "pick one" in capsys.readouterr().err
+    # --force clears the earlier jobs, then the bad data root stops the run before any job
+    assert main([*base, "--force"]) == 2
+    assert not list((tmp_path / "jobs").glob("*.json"))

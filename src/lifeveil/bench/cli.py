@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from lifeveil.errors import InputError
@@ -43,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run jobs on Ray: a cluster address, or 'local' to start one",
     )
     p.add_argument("--resume", action="store_true", help="skip jobs already finished in OUT/jobs")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start over in an OUT that holds an earlier run (its jobs/ results are deleted)",
+    )
     p.add_argument(
         "--data", type=Path, help="data root with faces-orl/, scenes-sun8/, action-clips/"
     )
@@ -126,7 +132,26 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from lifeveil.bench.runner import run_bench
 
-    result = run_bench(
+    _check_out_folder(args)
+    try:
+        result = _run(args, run_bench)
+    except KeyboardInterrupt:
+        done = len(list((args.out / "jobs").glob("*.json")))
+        print(
+            f"lifeveil bench: interrupted; {done} finished job(s) kept in {args.out / 'jobs'} - "
+            f"add --resume to the same command to run only the rest",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"{len(result.jobs)} jobs finished, {len(result.failed)} failed")
+    for name in ("results.json", "summary.md", "report.html"):
+        print(f"  {args.out / name}")
+    return 1 if result.failed else 0
+
+
+def _run(args: argparse.Namespace, run_bench):  # noqa: ANN001, ANN202
+    """``run_bench`` with the command line's options."""
+    return run_bench(
         preset=args.preset,
         out=args.out,
         methods=_csv(args.methods),
@@ -138,7 +163,22 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data,
         msr_checkpoints_dir=args.msr_checkpoints,
     )
-    print(f"{len(result.jobs)} jobs finished, {len(result.failed)} failed")
-    for name in ("results.json", "summary.md", "report.html"):
-        print(f"  {args.out / name}")
-    return 1 if result.failed else 0
+
+
+def _check_out_folder(args: argparse.Namespace) -> None:
+    """An OUT with finished jobs needs --resume (continue) or --force (start over)."""
+    from lifeveil.errors import InputError
+
+    if args.force and args.resume:
+        raise InputError("--resume continues a run and --force starts over - pick one")
+    jobs = sorted((args.out / "jobs").glob("*.json")) if (args.out / "jobs").is_dir() else []
+    if not jobs or args.resume:
+        return
+    if not args.force:
+        raise InputError(
+            f"{args.out} already holds a benchmark run ({len(jobs)} job result(s) in "
+            f"{args.out / 'jobs'}) - pass --resume to continue it, --force to start over, "
+            "or choose another --out"
+        )
+    for job in jobs:
+        job.unlink()

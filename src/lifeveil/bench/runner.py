@@ -78,12 +78,32 @@ def _iter_local(
             yield run_job_safely(spec, evaluate)
         return
     ctx = multiprocessing.get_context("spawn")  # fork after torch/OpenMP init is unsafe
-    with cf.ProcessPoolExecutor(
+    pool = cf.ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
-    ) as pool:
+    )
+    try:
         futures = [pool.submit(run_job_safely, spec, evaluate) for spec in specs]
         for fut in cf.as_completed(futures):
             yield fut.result()
+    except BaseException:  # Ctrl-C or the consumer stopped: do not wait for running jobs
+        _stop_now(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_now(pool: cf.ProcessPoolExecutor, grace_s: float = 2.0) -> None:
+    """Cancel queued jobs and terminate running workers within ``grace_s`` seconds.
+
+    Finished jobs are already in ``OUT/jobs``; ``--resume`` reruns only the rest.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.join(grace_s)
+        if proc.is_alive():
+            proc.kill()
 
 
 def _iter_ray(
@@ -252,6 +272,7 @@ def run_bench(
     )
     with bar:
         for result in stream:
+            bar.set_postfix_str(f"last: {result['job']}", refresh=False)
             _write_job(out, result)
             if "error" in result:
                 failed.append(result)
