@@ -209,6 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``lifeveil device run``."""
     _check_run_flags(args)
     from lifeveil.device.build import build_agent
+    from lifeveil.device.ledger import today_line
     from lifeveil.device.source import parse_source
     from lifeveil.privatizer.loader import open_privatizer
     from lifeveil.vault import Vault
@@ -252,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"stored, {stats.duplicates} duplicate acks, {stats.conflicted} kept as conflicts",
             flush=True,
         )
-        print(_ledger_line(agent.ledger.spent_today(), config.daily_budget_bits), flush=True)
+        print(today_line(agent.ledger.spent_today(), config.daily_budget_bits), flush=True)
         agent.ledger.close()
         outbox.close()
         vault.close()
@@ -303,7 +304,7 @@ def cmd_requeue_conflicts(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
     """``lifeveil device ledger``."""
-    from lifeveil.device.ledger import LEDGER_FILE, read_summary
+    from lifeveil.device.ledger import LEDGER_FILE, read_summary, summary_lines
 
     summary = read_summary(args.state / LEDGER_FILE)
     if args.json:
@@ -312,65 +313,22 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     if summary is None:
         print(f"ledger: none yet in {args.state} (the agent has released no z)")
         return 0
-    for line in _ledger_lines(summary):
+    for line in summary_lines(summary):
         print(line)
     return 0
 
 
-def _ledger_lines(summary: dict) -> list[str]:
-    budget = summary["daily_budget_bits"]
-    lines = [f"daily budget: {'none' if budget is None else f'{budget:.1f} bits'}"]
-    lines += [
-        f"version {v}: {info['label']} (charged as {info['bound']}), in use since "
-        f"{info['in_use_since']}"
-        for v, info in summary["versions"].items()
-    ]
-    lines.append(f"{'day':<20}{'z':>10}{'bits':>16}{'cover frames':>14}")
-    for day in [*summary["days"], {"day": "lifetime", **summary["lifetime"]}]:
-        lines.append(f"{day['day']:<20}{day['z']:>10}{day['bits']:>16.1f}{day['cover']:>14}")
-        if len(day["versions"]) > 1:  # a day (or life) that spans privatizer versions
-            lines += [
-                f"  {v:<18}{t['z']:>10}{t['bits']:>16.1f}" for v, t in day["versions"].items()
-            ]
-    return lines
-
-
-def _ledger_line(spent_bits: float, budget_bits: float | None) -> str:
-    cap = "no daily budget" if budget_bits is None else f"of a {budget_bits:.1f}-bit daily budget"
-    return f"ledger: {spent_bits:.1f} bits released today (UTC) {cap}; `lifeveil device ledger`"
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     """``lifeveil device status``."""
-    from lifeveil.device.status import device_status
+    from lifeveil.device.status import device_status, status_lines
 
     status = device_status(args.state, args.vault, **(_vault_secret(args, required=False)))
     failed = int(bool(status["outbox"] and status["outbox"]["conflicted"]))
     if args.json:
         print(json.dumps(status, indent=2))
         return failed
-    ob = status["outbox"]
-    print(f"device: {status['device'] or '(not enrolled)'}  state: {status['state']}")
-    if ob is None:
-        print("outbox: none yet (the agent has not run)")
-    else:
-        print(
-            f"outbox: {ob['pending']} pending; {ob['put']} queued in total, {ob['stored']} "
-            f"stored, {ob['duplicates']} duplicate acks, {ob['conflicts']} conflicts, "
-            f"{ob['refused']} refused; next seq {ob['next_seq']}"
-        )
-        if ob["conflicted"]:
-            print(
-                f"error: {ob['conflicted']} z kept after sequence conflicts, not on the server "
-                f"- fix the cause, then run `lifeveil device requeue-conflicts --state "
-                f"{status['state']}`"
-            )
-    vault = status["vault"]
-    if vault is not None:
-        detail = (
-            f", {vault['seconds']:.1f} s, {vault['bytes']} B" if "seconds" in vault else " (locked)"
-        )
-        print(f"vault: {vault['segments']} segments{detail}")
+    for line in status_lines(status):
+        print(line)
     return failed
 
 

@@ -348,3 +348,29 @@ def _make_private(db_path: Path) -> None:
         side = db_path.with_name(db_path.name + suffix)
         if side.exists():
             private_file(side)
+
+
+# -- what `lifeveil device ledger` and `device run` print -------------------------------------
+def summary_lines(summary: dict) -> list[str]:
+    """The ledger summary (:func:`read_summary`) as the lines `lifeveil device ledger` prints."""
+    budget = summary["daily_budget_bits"]
+    lines = [f"daily budget: {'none' if budget is None else f'{budget:.1f} bits'}"]
+    lines += [
+        f"version {v}: {info['label']} (charged as {info['bound']}), in use since "
+        f"{info['in_use_since']}"
+        for v, info in summary["versions"].items()
+    ]
+    lines.append(f"{'day':<20}{'z':>10}{'bits':>16}{'cover frames':>14}")
+    for day in [*summary["days"], {"day": "lifetime", **summary["lifetime"]}]:
+        lines.append(f"{day['day']:<20}{day['z']:>10}{day['bits']:>16.1f}{day['cover']:>14}")
+        if len(day["versions"]) > 1:  # a day (or life) that spans privatizer versions
+            lines += [
+                f"  {v:<18}{t['z']:>10}{t['bits']:>16.1f}" for v, t in day["versions"].items()
+            ]
+    return lines
+
+
+def today_line(spent_bits: float, budget_bits: float | None) -> str:
+    """One line: bits released today against the daily budget."""
+    cap = "no daily budget" if budget_bits is None else f"of a {budget_bits:.1f}-bit daily budget"
+    return f"ledger: {spent_bits:.1f} bits released today (UTC) {cap}; `lifeveil device ledger`"

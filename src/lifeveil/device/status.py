@@ -97,3 +97,31 @@ def _vault_summary(root: Path, secret: dict[str, Any]) -> dict[str, Any]:
         "seconds": sum(i.duration_s or 0.0 for i in infos),
         "bytes": sum(i.size for i in infos),
     }
+
+
+def status_lines(status: dict) -> list[str]:
+    """:func:`device_status` as the lines ``lifeveil device status`` prints."""
+    lines: list[str] = []
+    ob = status["outbox"]
+    lines.append(f"device: {status['device'] or '(not enrolled)'}  state: {status['state']}")
+    if ob is None:
+        lines.append("outbox: none yet (the agent has not run)")
+    else:
+        lines.append(
+            f"outbox: {ob['pending']} pending; {ob['put']} queued in total, {ob['stored']} "
+            f"stored, {ob['duplicates']} duplicate acks, {ob['conflicts']} conflicts, "
+            f"{ob['refused']} refused; next seq {ob['next_seq']}"
+        )
+        if ob["conflicted"]:
+            lines.append(
+                f"error: {ob['conflicted']} z kept after sequence conflicts, not on the server "
+                f"- fix the cause, then run `lifeveil device requeue-conflicts --state "
+                f"{status['state']}`"
+            )
+    vault = status["vault"]
+    if vault is not None:
+        detail = (
+            f", {vault['seconds']:.1f} s, {vault['bytes']} B" if "seconds" in vault else " (locked)"
+        )
+        lines.append(f"vault: {vault['segments']} segments{detail}")
+    return lines
