@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # Candidates taken from the index per query (before the exact re-ranking), and how many
 # more when the query is limited to one device (filtered after the search).
-CANDIDATES_MIN, CANDIDATES_PER_K, DEVICE_OVERSAMPLE = 50, 4, 8
+CANDIDATES_MIN, CANDIDATES_PER_K, DEVICE_OVERSAMPLE = 100, 4, 8
 
 
 class VectorSource(Protocol):
