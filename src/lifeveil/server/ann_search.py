@@ -87,6 +87,8 @@ class AnnSearch:
         count = max(CANDIDATES_MIN, CANDIDATES_PER_K * k)
         if device_id is not None:
             count *= DEVICE_OVERSAMPLE
+        if count >= len(index):
+            return None  # asking for (nearly) every record: the exact scan is complete and cheap
         keys = index.candidates(query, count)
         if device_id is not None:
             keys = keys[keys[:, 0] == device_id]

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -261,7 +261,8 @@ def run_local_load_test(
     workdir: str | Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Start a local TLS server (SQLite, synchronous=FULL), run :func:`run_load`, stop it.
+    """Start a local TLS server (SQLite, synchronous=FULL, per-token rate limit off), run
+    :func:`run_load`, stop it.
 
     The report adds the server's record count, read from its database afterwards.
     """
@@ -269,9 +270,13 @@ def run_local_load_test(
     with tempfile.TemporaryDirectory(prefix="lifeveil-load-") as tmp:
         root = Path(workdir) if workdir is not None else Path(tmp)
         server = LocalServer(root / "server", z_dim=config.z_dim)
+        # Every query thread shares one user token and queries back to back on purpose: the
+        # per-token limit (a defence against one abusive client) would measure itself.
+        server.config = replace(server.config, rate_limit_per_s=0.0)
+        server.config.save()
         token = server.add_tenant("load")
         with server:
-            say(f"server {server.base_url} (TLS, SQLite synchronous=FULL) is up")
+            say(f"server {server.base_url} (TLS, SQLite synchronous=FULL, no rate limit) is up")
             report = run_load(
                 server.base_url,
                 token,
