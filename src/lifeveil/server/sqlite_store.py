@@ -26,7 +26,8 @@ from lifeveil.server.sqlite_store_schema import (
     AUDIT_SCHEMA,
     MIGRATE_1_TO_2,
     SCHEMA,
-    SCHEMA_VERSION,
+    check_meta,
+    stored_version,
 )
 from lifeveil.server.store import (
     DEFAULT_SCOPES,
@@ -110,41 +111,12 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._lock:
-            version = self._stored_version()
+            version = stored_version(self._conn)
             if version == 1:
                 self._conn.executescript("BEGIN IMMEDIATE;\n" + MIGRATE_1_TO_2 + "COMMIT;")
             self._conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + AUDIT_SCHEMA + "\nCOMMIT;")
         with self._transaction() as db:
-            self._check_meta(db)
-
-    def _stored_version(self) -> int | None:
-        """The schema version of an existing database (None for a new one)."""
-        has_meta = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        if not has_meta:
-            return None
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else None
-
-    def _check_meta(self, db: sqlite3.Connection) -> None:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        if not meta:
-            db.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("schema_version", str(SCHEMA_VERSION)), ("z_dim", str(self.z_dim))],
-            )
-            return
-        if int(meta["schema_version"]) != SCHEMA_VERSION:
-            raise InputError(
-                f"{self.path}: schema version {meta['schema_version']}, this LifeVeil reads "
-                f"{SCHEMA_VERSION}; use the matching LifeVeil version"
-            )
-        if int(meta["z_dim"]) != self.z_dim:
-            raise ShapeError(
-                f"{self.path} stores z of dimension {meta['z_dim']} but the configuration says "
-                f"{self.z_dim}; fix z_dim in server.toml or use a new data directory"
-            )
+            check_meta(db, self.path, self.z_dim)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -402,37 +374,6 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
         )
 
     # -- heads and replay -----------------------------------------------------------------
-    def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:
-        with self._transaction() as db:
-            self._nonce_inserts += 1
-            if self._nonce_inserts % 256 == 0:
-                db.execute("DELETE FROM nonces WHERE expires_us < ?", (now_us,))
-            cur = db.execute(
-                "INSERT INTO nonces (principal_id, nonce, expires_us) VALUES (?, ?, ?) "
-                "ON CONFLICT (principal_id, nonce) DO NOTHING",
-                (principal_id, nonce, expires_us),
-            )
-            return cur.rowcount == 1
-
-    def storage_summary(self) -> dict[str, int]:
-        largest = 0
-        with self._lock:
-            tables = [
-                r[0]
-                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-            for table in tables:
-                columns = [r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")]
-                for column in columns:
-                    value = self._conn.execute(
-                        f"SELECT MAX(LENGTH({column})) FROM {table}"
-                    ).fetchone()[0]
-                    largest = max(largest, int(value or 0))
-            count, each = self._conn.execute(
-                "SELECT COUNT(*), MAX(LENGTH(z)) FROM z_records"
-            ).fetchone()
-        return {"z_records": int(count), "z_bytes_each": int(each or 0), "largest_value": largest}
-
     def close(self) -> None:
         self._ann.close()
         with self._lock, self._read_lock:

@@ -1,9 +1,11 @@
-"""The SQLite store's linear heads (a mixin of :class:`~lifeveil.server.sqlite_store.SQLiteStore`)."""
+"""The SQLite store's heads, replay nonces and storage summary (a mixin of
+:class:`~lifeveil.server.sqlite_store.SQLiteStore`)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -21,9 +23,12 @@ def _now_us() -> int:
 
 
 class SQLiteHeads:
-    """``put_head``/``get_head``/``list_heads`` on the ``heads`` table, per tenant."""
+    """Heads per tenant (``heads`` table), replay nonces and the storage audit."""
 
     z_dim: int
+    _conn: sqlite3.Connection
+    _lock: threading.RLock
+    _nonce_inserts: int
     _transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
     _query: Callable[[str, Sequence[object]], list[tuple]]
 
@@ -67,3 +72,34 @@ class SQLiteHeads:
             n_train=int(n_train),
             metrics=json.loads(metrics),
         )
+
+    def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:
+        with self._transaction() as db:
+            self._nonce_inserts += 1
+            if self._nonce_inserts % 256 == 0:
+                db.execute("DELETE FROM nonces WHERE expires_us < ?", (now_us,))
+            cur = db.execute(
+                "INSERT INTO nonces (principal_id, nonce, expires_us) VALUES (?, ?, ?) "
+                "ON CONFLICT (principal_id, nonce) DO NOTHING",
+                (principal_id, nonce, expires_us),
+            )
+            return cur.rowcount == 1
+
+    def storage_summary(self) -> dict[str, int]:
+        largest = 0
+        with self._lock:
+            tables = [
+                r[0]
+                for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            for table in tables:
+                columns = [r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")]
+                for column in columns:
+                    value = self._conn.execute(
+                        f"SELECT MAX(LENGTH({column})) FROM {table}"
+                    ).fetchone()[0]
+                    largest = max(largest, int(value or 0))
+            count, each = self._conn.execute(
+                "SELECT COUNT(*), MAX(LENGTH(z)) FROM z_records"
+            ).fetchone()
+        return {"z_records": int(count), "z_bytes_each": int(each or 0), "largest_value": largest}

@@ -6,6 +6,11 @@ version appends a ``_MIGRATE_N_TO_N+1`` script here and bumps :data:`SCHEMA_VERS
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+from lifeveil.errors import InputError, ShapeError
+
 SCHEMA_VERSION = 2  # 2: token scopes, expiry, rotation, revocation time; audit log
 
 SCHEMA = """
@@ -88,3 +93,35 @@ UPDATE principals SET scopes = 'query manage' WHERE kind = 'user';
 UPDATE principals SET scopes = 'upload' WHERE kind = 'device';
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 """
+
+
+def stored_version(conn: sqlite3.Connection) -> int | None:
+    """The schema version of an existing database (None for a new one)."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not has_meta:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def check_meta(db: sqlite3.Connection, path: Path, z_dim: int) -> None:
+    """Record version and dimension in a new database; refuse a mismatching old one."""
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    if not meta:
+        db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [("schema_version", str(SCHEMA_VERSION)), ("z_dim", str(z_dim))],
+        )
+        return
+    if int(meta["schema_version"]) != SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: schema version {meta['schema_version']}, this LifeVeil reads "
+            f"{SCHEMA_VERSION}; use the matching LifeVeil version"
+        )
+    if int(meta["z_dim"]) != z_dim:
+        raise ShapeError(
+            f"{path} stores z of dimension {meta['z_dim']} but the configuration says "
+            f"{z_dim}; fix z_dim in server.toml or use a new data directory"
+        )
