@@ -9,7 +9,6 @@ re-ranks them exactly, the way the brute-force default scores them.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -26,13 +25,12 @@ from lifeveil.errors import (
     UnknownNameError,
 )
 from lifeveil.server.config import ServerConfig
-from lifeveil.server.heads import LinearHead
+from lifeveil.server.pg_store_heads import PostgresHeads
 from lifeveil.server.pg_store_pool import ConnectionPool, import_psycopg
 from lifeveil.server.pg_store_schema import (
     META_TABLE,
     MIGRATION_LOCK_KEY,
     SCHEMA_VERSION,
-    TABLES,
     migration_sql,
 )
 from lifeveil.server.search import cosine_knn
@@ -65,7 +63,6 @@ _RECORD_SELECT = (
     "SELECT p.name, r.seq, r.timestamp_us, r.z, r.device_id FROM lifeveil_z_records r "
     "JOIN lifeveil_principals p ON p.id = r.device_id "
 )
-_HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics FROM lifeveil_heads"
 # Candidates fetched from HNSW per k-NN query before the exact re-ranking.
 KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR = 100, 4
 
@@ -74,7 +71,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class PostgresStore(ZStore):
+class PostgresStore(PostgresHeads, ZStore):
     """:class:`ZStore` in a PostgreSQL database with the pgvector extension.
 
     Args:
@@ -451,93 +448,6 @@ class PostgresStore(ZStore):
         ]
 
     # -- heads and replay -----------------------------------------------------------------
-    def put_head(self, tenant_id: int, head: LinearHead) -> None:
-        if head.z_dim != self.z_dim:
-            raise ShapeError(
-                f"head {head.name!r} takes d={head.z_dim}; this store has d={self.z_dim}"
-            )
-        self._write(
-            "INSERT INTO lifeveil_heads (tenant_id, name, classes, coef, intercept, n_train, "
-            "metrics, created_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (tenant_id, name) DO UPDATE SET classes = EXCLUDED.classes, "
-            "coef = EXCLUDED.coef, intercept = EXCLUDED.intercept, n_train = EXCLUDED.n_train, "
-            "metrics = EXCLUDED.metrics, created_us = EXCLUDED.created_us",
-            (
-                tenant_id,
-                head.name,
-                json.dumps(list(head.classes)),
-                head.coef.astype("<f4").tobytes(),
-                head.intercept.astype("<f4").tobytes(),
-                head.n_train,
-                json.dumps(head.metrics, sort_keys=True),
-                _now_us(),
-            ),
-        )
-
-    def get_head(self, tenant_id: int, name: str) -> LinearHead | None:
-        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = %s AND name = %s", (tenant_id, name))
-        return self._head(rows[0]) if rows else None
-
-    def list_heads(self, tenant_id: int) -> list[LinearHead]:
-        rows = self._query(
-            _HEAD_SELECT + ' WHERE tenant_id = %s ORDER BY name COLLATE "C"', (tenant_id,)
-        )
-        return [self._head(row) for row in rows]
-
-    def _head(self, row: tuple) -> LinearHead:
-        name, classes_json, coef, intercept, n_train, metrics = row
-        classes = tuple(json.loads(classes_json))
-        return LinearHead(
-            name=name,
-            classes=classes,
-            coef=np.frombuffer(bytes(coef), dtype="<f4").reshape(len(classes), self.z_dim).copy(),
-            intercept=np.frombuffer(bytes(intercept), dtype="<f4").copy(),
-            n_train=int(n_train),
-            metrics=json.loads(metrics),
-        )
-
-    def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:
-        self._nonce_inserts += 1
-        sweep = self._nonce_inserts % 256 == 0
-
-        def work(conn: Any) -> bool:
-            if sweep:
-                conn.execute("DELETE FROM lifeveil_nonces WHERE expires_us < %s", (now_us,))
-            return (
-                conn.execute(
-                    "INSERT INTO lifeveil_nonces (principal_id, nonce, expires_us) "
-                    "VALUES (%s, %s, %s) ON CONFLICT (principal_id, nonce) DO NOTHING",
-                    (principal_id, nonce, expires_us),
-                ).rowcount
-                == 1
-            )
-
-        return self._pool.run(work)
-
-    def storage_summary(self) -> dict[str, int]:
-        def work(conn: Any) -> dict[str, int]:
-            largest = 0
-            for table in TABLES:
-                columns = conn.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s",
-                    (table,),
-                ).fetchall()
-                for (column,) in columns:
-                    value = conn.execute(
-                        f'SELECT MAX(pg_column_size("{column}")) FROM {table}'
-                    ).fetchone()[0]
-                    largest = max(largest, int(value or 0))
-            count, each = conn.execute(
-                "SELECT COUNT(*), MAX(pg_column_size(z)) FROM lifeveil_z_records"
-            ).fetchone()
-            return {
-                "z_records": int(count),
-                "z_bytes_each": int(each or 0),
-                "largest_value": largest,
-            }
-
-        return self._pool.run(work, transaction=False)
-
     def close(self) -> None:
         self._pool.close()
 
