@@ -38,7 +38,8 @@ SETUP_SCRIPT = ROOT / "scripts" / "setup.sh"
 _DEVICE = (frozenset({"base"}), frozenset({"base", "hub", "no-deps"}))
 THIRD_PARTY_GROUPS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     **{unit: _DEVICE for unit in DEVICE_SIDE},
-    "server": (frozenset({"base", "server"}), frozenset({"base", "server"})),
+    # The PostgreSQL driver is imported only when that store is chosen.
+    "server": (frozenset({"base", "server"}), frozenset({"base", "server", "postgres"})),
     "bench": (frozenset({"base", "bench"}), frozenset({"base", "bench", "hub", "ray", "no-deps"})),
     # Module level: base only, so `lifeveil --help` and the device commands run everywhere.
     "console": (

