@@ -11,13 +11,22 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response, WebSocket
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from lifeveil import __version__
 from lifeveil.errors import AuthError, InputError, LifeVeilError, ProtocolError, ShapeError
 from lifeveil.server import admin
+from lifeveil.server.api_bodies import (
+    ClassifyBody,
+    DeviceBody,
+    Example,  # noqa: F401  (re-exported: public name of this module)
+    KnnBody,
+    NameBody,
+    TenantBody,
+    TimelineBody,
+    TrainBody,
+)
 from lifeveil.server.auth import authenticate
 from lifeveil.server.heads import LinearHead, segment_timeline
 from lifeveil.server.http import ApiError, ServerState, api_error_from, error_response, require
@@ -46,7 +55,6 @@ from lifeveil.transport.protocol import (
     UPLINK_PATH,
     WIRE_HEADER,
 )
-from lifeveil.transport.record import MAX_SEQ, MAX_TIMESTAMP_US
 
 router = APIRouter()
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server is overloaded or its store is down
@@ -56,53 +64,6 @@ User = Annotated[Principal, Depends(require(SCOPE_MANAGE, replay_check=True))]
 Reader = Annotated[Principal, Depends(require(SCOPE_QUERY))]
 ReaderPost = Annotated[Principal, Depends(require(SCOPE_QUERY, replay_check=True))]
 Device = Annotated[Principal, Depends(require(SCOPE_UPLOAD))]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NameBody(_Body):
-    name: str
-
-
-class DeviceBody(_Body):
-    name: str
-    allow_query: bool = False  # the device may query its own records (not the tenant's)
-
-
-class TenantBody(_Body):
-    name: str
-    first_user: str | None = "owner"
-
-
-class KnnBody(_Body):
-    z: list[float]
-    k: int = Field(10, ge=1, le=10**6)
-    device: str | None = None
-
-
-class ClassifyBody(_Body):
-    head: str
-    z: list[list[float]] = Field(min_length=1)
-
-
-class TimelineBody(_Body):
-    head: str
-    t_start_us: int = Field(ge=0, le=MAX_TIMESTAMP_US)
-    t_end_us: int = Field(ge=0, le=MAX_TIMESTAMP_US)
-    device: str | None = None
-    max_gap_us: int = Field(60_000_000, ge=0, le=MAX_TIMESTAMP_US)
-
-
-class Example(_Body):
-    device: str
-    seq: int = Field(ge=0, le=MAX_SEQ)
-    label: str = Field(min_length=1, max_length=100)
-
-
-class TrainBody(_Body):
-    examples: list[Example] = Field(min_length=2)
 
 
 def _state(request: Request) -> ServerState:
