@@ -7,20 +7,26 @@ is the administrator); they are safe to run while the server is up (SQLite WAL).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from lifeveil.errors import InputError
 from lifeveil.server import admin
 from lifeveil.server import pg_store as _pg_store  # noqa: F401  (registers "postgresql")
-from lifeveil.server.config import CONFIG_FILE, ServerConfig
-from lifeveil.server.store import ZStore
-from lifeveil.transport.frame import WIRE_DTYPES
+from lifeveil.server.cli_support import (
+    add_expiry_option,
+    add_wire_options,
+    config_from_args,
+    emit,
+    expiry,
+    print_init,
+    store_from_args,
+    store_overrides,  # noqa: F401  (re-exported: callers import it from here)
+    when,
+)
+from lifeveil.server.config import CONFIG_FILE
 from lifeveil.transport.protocol import UPLINK_PATH
 
 DEFAULT_DATA_DIR = os.environ.get("LIFEVEIL_SERVER_DIR", ".lifeveil/server")
@@ -60,7 +66,7 @@ def _common(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace]
 
 def _add_init(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create data dir, database, TLS certificate, admin token")
-    _wire_options(p)
+    add_wire_options(p)
     _common(p, cmd_init)
 
 
@@ -68,32 +74,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="serve HTTPS + WSS (initialises the data dir on first run)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8443, help="TCP port (default 8443)")
-    _wire_options(p)
+    add_wire_options(p)
     _common(p, cmd_run)
-
-
-def _wire_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--z-dim", type=int, help="dimension of z (default 64; fixed per database)")
-    p.add_argument(
-        "--wire-dtype",
-        choices=WIRE_DTYPES,
-        help="uplink payload encoding: fp16, int8, or fsqL for an L-level fsq privatizer "
-        "(exact, fewest bytes; the default privatizer is fsq5) (default: fp16)",
-    )
-    p.add_argument(
-        "--store",
-        metavar="NAME_OR_DSN",
-        help="where z are stored, saved in server.toml on first init: 'sqlite' (default, a file "
-        "in the data dir) or postgresql://USER@HOST:PORT/DB (PostgreSQL with pgvector; give the "
-        "password by PGPASSWORD or ~/.pgpass)",
-    )
-    p.add_argument(
-        "--cert-name",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="extra DNS name or IP for the self-signed certificate (repeatable)",
-    )
 
 
 def _add_tenant(sub: argparse._SubParsersAction) -> None:
@@ -114,7 +96,7 @@ def _add_user(sub: argparse._SubParsersAction) -> None:
         metavar="DEVICE",
         help="limit this user's queries to DEVICE's records (repeatable; default: every device)",
     )
-    _expiry_option(p)
+    add_expiry_option(p)
     _common(p, cmd_add_user)
 
 
@@ -127,17 +109,8 @@ def _add_device(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="let the device token also query its own records (default: upload only)",
     )
-    _expiry_option(p)
+    add_expiry_option(p)
     _common(p, cmd_register_device)
-
-
-def _expiry_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--expires-days",
-        type=float,
-        metavar="DAYS",
-        help="the token stops working after DAYS days (default: never; rotate to renew)",
-    )
 
 
 def _add_tokens(sub: argparse._SubParsersAction) -> None:
@@ -155,7 +128,7 @@ def _add_tokens(sub: argparse._SubParsersAction) -> None:
         q.add_argument("name", help="the user's or device's name ('admin' for the admin)")
         q.add_argument("--tenant", help="the tenant (users and devices)")
         if action == "rotate":
-            _expiry_option(q)
+            add_expiry_option(q)
         _common(q, func)
 
 
@@ -219,11 +192,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 # -- commands ---------------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
     """``lifeveil server init``."""
-    config = _config(args)
+    config = config_from_args(args)
     if not (config.data_dir / CONFIG_FILE).is_file() and config.store != "sqlite":
         admin.open_store(config).close()  # a wrong DSN fails here, before server.toml is saved
     report = admin.init_data_dir(config, tuple(args.cert_name))
-    _print_init(report, args.json)
+    print_init(report, args.json)
     return 0
 
 
@@ -231,8 +204,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``lifeveil server run``."""
     from lifeveil.server.run import serve  # uvicorn only when serving
 
-    report = admin.init_data_dir(_config(args), tuple(args.cert_name))
-    _print_init(report, args.json)
+    report = admin.init_data_dir(config_from_args(args), tuple(args.cert_name))
+    print_init(report, args.json)
     print(
         f"serving https://{args.host}:{args.port}  uplink wss://{args.host}:{args.port}"
         f"{UPLINK_PATH}",
@@ -244,34 +217,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_add_tenant(args: argparse.Namespace) -> int:
     """``lifeveil server add-tenant``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         tenant, user = admin.create_tenant(store, args.name, args.user)
         admin.audit(store, admin.CLI_ACTOR, "add-tenant", tenant.name, f"first user {args.user}")
     assert user is not None
-    _emit(args, {"tenant": tenant.name, "user": user.principal.name, "token": user.token})
+    emit(args, {"tenant": tenant.name, "user": user.principal.name, "token": user.token})
     return 0
 
 
 def cmd_add_user(args: argparse.Namespace) -> int:
     """``lifeveil server add-user``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         scopes = admin.user_scopes(args.only_device)
         tenant = admin.require_tenant(store, args.tenant)
-        issued = admin.issue_principal(store, "user", args.name, tenant, scopes, _expiry(args))
+        issued = admin.issue_principal(store, "user", args.name, tenant, scopes, expiry(args))
         admin.audit(store, admin.CLI_ACTOR, "add-user", f"{tenant.name}/{args.name}", scopes)
-    _emit(args, {"tenant": args.tenant, "user": issued.principal.name, "token": issued.token})
+    emit(args, {"tenant": args.tenant, "user": issued.principal.name, "token": issued.token})
     return 0
 
 
 def cmd_register_device(args: argparse.Namespace) -> int:
     """``lifeveil server register-device``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         tenant = admin.require_tenant(store, args.tenant)
         scopes = admin.device_scopes(args.name, args.allow_query)
-        issued = admin.issue_principal(store, "device", args.name, tenant, scopes, _expiry(args))
+        issued = admin.issue_principal(store, "device", args.name, tenant, scopes, expiry(args))
         admin.audit(store, admin.CLI_ACTOR, "register-device", f"{tenant.name}/{args.name}", scopes)
-    config = _config(args)
-    _emit(
+    config = config_from_args(args)
+    emit(
         args,
         {
             "tenant": tenant.name,
@@ -286,16 +259,16 @@ def cmd_register_device(args: argparse.Namespace) -> int:
 
 def cmd_revoke_device(args: argparse.Namespace) -> int:
     """``lifeveil server revoke-device``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         device = admin.find_token_owner(store, "device", args.name, args.tenant)
         admin.revoke_token(store, device)
-    _emit(args, {"tenant": args.tenant, "device": args.name, "revoked": True}, secret=False)
+    emit(args, {"tenant": args.tenant, "device": args.name, "revoked": True}, secret=False)
     return 0
 
 
 def cmd_tokens_list(args: argparse.Namespace) -> int:
     """``lifeveil server tokens list``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         tenant_id = admin.require_tenant(store, args.tenant).id if args.tenant else None
         tokens = store.list_tokens(tenant_id)
     now = time.time_ns() // 1000
@@ -307,7 +280,7 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
     for r in rows:
         owner = f"{r['tenant'] or '-'}/{r['name']}"
         print(
-            f"{r['state']:8} {r['kind']:7} {owner:32} {_when(r['expires_us']):20} "
+            f"{r['state']:8} {r['kind']:7} {owner:32} {when(r['expires_us']):20} "
             f"{' '.join(r['scopes'])}"
         )
     return 0
@@ -315,53 +288,38 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
 
 def cmd_tokens_revoke(args: argparse.Namespace) -> int:
     """``lifeveil server tokens revoke``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         admin.revoke_token(store, admin.find_token_owner(store, args.kind, args.name, args.tenant))
-    _emit(args, {"kind": args.kind, "name": args.name, "revoked": True}, secret=False)
+    emit(args, {"kind": args.kind, "name": args.name, "revoked": True}, secret=False)
     return 0
 
 
 def cmd_tokens_rotate(args: argparse.Namespace) -> int:
     """``lifeveil server tokens rotate``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         owner = admin.find_token_owner(store, args.kind, args.name, args.tenant)
-        issued = admin.rotate_token(store, owner, _expiry(args))
-    _emit(args, {"kind": args.kind, "name": args.name, "token": issued.token})
+        issued = admin.rotate_token(store, owner, expiry(args))
+    emit(args, {"kind": args.kind, "name": args.name, "token": issued.token})
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """``lifeveil server audit``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         entries = store.read_audit(max(1, args.last))
     if args.json:
         print(json.dumps({"audit": [e.__dict__ for e in entries]}, indent=2))
         return 0
     for e in entries:
-        print(f"{_when(e.time_us)}  {e.actor:24} {e.action:16} {e.target} {e.detail}".rstrip())
+        print(f"{when(e.time_us)}  {e.actor:24} {e.action:16} {e.target} {e.detail}".rstrip())
     if not entries:
         print("the audit log is empty")
     return 0
 
 
-def _expiry(args: argparse.Namespace) -> int | None:
-    days = getattr(args, "expires_days", None)
-    if days is None:
-        return None
-    if not days > 0:
-        raise InputError(f"--expires-days must be > 0, got {days}")
-    return time.time_ns() // 1000 + int(days * 86_400e6)
-
-
-def _when(time_us: int | None) -> str:
-    if time_us is None:
-        return "never"
-    return dt.datetime.fromtimestamp(time_us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
 def cmd_train_head(args: argparse.Namespace) -> int:
     """``lifeveil server train-head``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         tenant = admin.require_tenant(store, args.tenant)
         head = admin.train_head_from_csv(store, tenant, args.name, args.labels)
         admin.audit(store, admin.CLI_ACTOR, "train-head", f"{tenant.name}/{head.name}")
@@ -372,13 +330,13 @@ def cmd_train_head(args: argparse.Namespace) -> int:
         "n_train": head.n_train,
         **head.metrics,
     }
-    _emit(args, summary, secret=False)
+    emit(args, summary, secret=False)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``lifeveil server status``."""
-    with _store(args) as store:
+    with store_from_args(args) as store:
         tenants = []
         for tenant in store.list_tenants():
             devices = [d.__dict__ for d in store.list_devices(tenant.id)]
@@ -404,70 +362,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.store, args.n or [10_000], args.z_dim, args.queries, args.extra, args.seed_z, args.out
     )
     return 0
-
-
-# -- helpers ------------------------------------------------------------------------------------
-def _config(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig.load(
-        args.data_dir,
-        z_dim=getattr(args, "z_dim", None),
-        wire_dtype=getattr(args, "wire_dtype", None),
-        **store_overrides(getattr(args, "store", None)),
-    )
-
-
-def store_overrides(store: str | None) -> dict[str, str]:
-    """``--store`` as config fields: a backend name, or a PostgreSQL URL (-> its DSN).
-
-    >>> store_overrides("postgresql://lv@db/lifeveil")
-    {'store': 'postgresql', 'store_dsn': 'postgresql://lv@db/lifeveil'}
-    """
-    if store is None:
-        return {}
-    if store.startswith(("postgresql://", "postgres://")):
-        return {"store": "postgresql", "store_dsn": store}
-    if "://" in store:
-        raise InputError(f"--store {store!r}: only postgresql:// URLs are supported")
-    return {"store": store}
-
-
-@contextlib.contextmanager
-def _store(args: argparse.Namespace) -> Iterator[ZStore]:
-    if not (args.data_dir / CONFIG_FILE).is_file():
-        raise InputError(
-            f"{args.data_dir} is not a LifeVeil server data directory; create it with "
-            f"`lifeveil server init --data-dir {args.data_dir}`"
-        )
-    store = admin.open_store(_config(args))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _print_init(report: admin.InitReport, as_json: bool) -> None:
-    info = {
-        "data_dir": str(report.config.data_dir),
-        "wire": report.config.wire.token(),
-        "cert": str(report.config.cert_path),
-        "cert_sha256": report.fingerprint,
-    }
-    if report.admin_token:
-        info["admin_token"] = report.admin_token
-    if as_json:
-        print(json.dumps(info, indent=2), flush=True)
-        return
-    for key, value in info.items():
-        print(f"{key}: {value}")
-    if report.admin_token:
-        print("The admin token is shown only now; store it somewhere safe.", flush=True)
-
-
-def _emit(args: argparse.Namespace, data: dict[str, object], secret: bool = True) -> None:
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return
-    for key, value in data.items():
-        print(f"{key}: {value}")
-    if secret:
-        print("The token is shown only now; the server keeps only its hash.")
