@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     """Fit, save and (optionally) evaluate the adapter."""
     from lifeveil.errors import InputError
     from lifeveil.privatizer.adapt import fit_adapter, fit_report
+    from lifeveil.privatizer.checkpoint import resolve_checkpoint
     from lifeveil.privatizer.encode import encode_inputs
-    from lifeveil.privatizer.lite import resolve_checkpoint
     from lifeveil.privatizer.loader import open_privatizer
 
     if args.out.exists() and not args.force:

@@ -57,23 +57,31 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         return {}
 
 
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """The ``.safetensors`` file a path names: itself, the only one in a folder, or the default."""
+    from lifeveil.paths import DEFAULT_CHECKPOINT
+
+    checkpoint = Path(path or DEFAULT_CHECKPOINT)
+    if checkpoint.is_dir():
+        found = [p for p in sorted(checkpoint.glob("*.safetensors")) if ".resume." not in p.name]
+        if len(found) != 1:
+            raise CheckpointError(
+                f"{checkpoint}: expected exactly one .safetensors checkpoint in the folder"
+            )
+        checkpoint = found[0]
+    if not checkpoint.is_file():
+        raise CheckpointError(
+            f"{checkpoint}: checkpoint not found (expected NAME.safetensors with NAME.json "
+            "beside it)"
+        )
+    return checkpoint
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], PrivatizerConfig]:
     """Read weights and config, with a clear error for every way a checkpoint can be wrong."""
     from safetensors.torch import load_file  # PyTorch only where weights are read
 
-    path = Path(path)
-    if path.is_dir():
-        candidates = sorted(path.glob("*.safetensors"))
-        candidates = [c for c in candidates if not c.name.endswith(".resume.safetensors")]
-        if len(candidates) != 1:
-            raise CheckpointError(
-                f"{path}: expected exactly one .safetensors checkpoint in the folder"
-            )
-        path = candidates[0]
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: checkpoint not found (expected NAME.safetensors with NAME.json beside it)"
-        )
+    path = resolve_checkpoint(path)
     cfg = PrivatizerConfig.load(config_path(path))
     try:
         state = load_file(str(path))

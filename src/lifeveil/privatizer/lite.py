@@ -24,33 +24,13 @@ import numpy as np
 
 from lifeveil.errors import CheckpointError, ShapeError
 from lifeveil.imaging import resize_center_crop
-from lifeveil.privatizer.checkpoint import config_path
+from lifeveil.privatizer.checkpoint import config_path, resolve_checkpoint
 from lifeveil.privatizer.config import PrivatizerConfig
-from lifeveil.privatizer.release import ReleaseMode, code_bits
-from lifeveil.privatizer.representation import Representation, as_frame_batch
+from lifeveil.privatizer.release import ReleaseMode
+from lifeveil.privatizer.representation import Representation, as_frame_batch, code_release
 
 GRAPH_VERSION = 1  # bump when the exported graph changes; old cache files are then rebuilt
 LN2 = math.log(2.0)
-
-
-def resolve_checkpoint(path: str | Path | None) -> Path:
-    """The ``.safetensors`` file a path names: itself, the only one in a folder, or the default."""
-    from lifeveil.paths import DEFAULT_CHECKPOINT
-
-    checkpoint = Path(path or DEFAULT_CHECKPOINT)
-    if checkpoint.is_dir():
-        found = [p for p in sorted(checkpoint.glob("*.safetensors")) if ".resume." not in p.name]
-        if len(found) != 1:
-            raise CheckpointError(
-                f"{checkpoint}: expected exactly one .safetensors checkpoint in the folder"
-            )
-        checkpoint = found[0]
-    if not checkpoint.is_file():
-        raise CheckpointError(
-            f"{checkpoint}: checkpoint not found (expected NAME.safetensors with NAME.json "
-            "beside it)"
-        )
-    return checkpoint
 
 
 def checkpoint_hash(path: str | Path) -> str:
@@ -81,6 +61,26 @@ def frames_to_pixels(frames: Sequence[np.ndarray] | np.ndarray, size: int) -> np
     for i, frame in enumerate(frames):
         out[i] = resize_center_crop(frame, size)
     return out.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+
+
+def run_posterior(
+    session,
+    frames: Sequence[np.ndarray] | np.ndarray,
+    size: int,
+    batch_size: int = 64,  # noqa: ANN001
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar), each (N, z_dim) float32: the cached graph on frames, in batches."""
+    frames = as_frame_batch(frames)
+    if len(frames) == 0:
+        raise ShapeError("privatize: got no frames")
+    mus, logvars = [], []
+    for i in range(0, len(frames), batch_size):
+        mu, logvar = session.run(
+            None, {"pixels": frames_to_pixels(frames[i : i + batch_size], size)}
+        )
+        mus.append(mu)
+        logvars.append(logvar)
+    return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
 
 
 class UnreadableGraphError(Exception):
@@ -194,17 +194,7 @@ class LitePrivatizer:
         self, frames: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64
     ) -> tuple[np.ndarray, np.ndarray]:
         """(mu, logvar), each (N, z_dim) float32, as :meth:`Privatizer.posterior`."""
-        frames = as_frame_batch(frames)
-        if len(frames) == 0:
-            raise ShapeError("privatize: got no frames")
-        mus, logvars = [], []
-        for i in range(0, len(frames), batch_size):
-            mu, logvar = self._session.run(
-                None, {"pixels": self.pixels(frames[i : i + batch_size])}
-            )
-            mus.append(mu)
-            logvars.append(logvar)
-        return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
+        return run_posterior(self._session, frames, self.input_size, batch_size)
 
     def privatize(
         self,
@@ -230,8 +220,7 @@ class LitePrivatizer:
         """What leaves the device for a posterior: the code, the mean or a sample, plus bits."""
         mode_ = ReleaseMode.parse(mode or self.cfg.deploy_mode, "mode")
         if self.cfg.bottleneck == "fsq":
-            bits = np.full(len(mu), code_bits(self.z_dim, self.cfg.fsq_levels), np.float32)
-            return Representation(mu.astype(np.float32), mu, logvar, bits)
+            return code_release(mu, logvar, self.cfg.fsq_levels)
         z = mu
         if mode_ is not ReleaseMode.MEAN:
             z = mu + np.exp(0.5 * logvar) * self._rng.standard_normal(mu.shape, dtype=np.float32)

@@ -17,7 +17,7 @@ from lifeveil.privatizer.checkpoint import load_checkpoint
 from lifeveil.privatizer.config import PrivatizerConfig
 from lifeveil.privatizer.model import PrivatizerModel
 from lifeveil.privatizer.release import ReleaseMode
-from lifeveil.privatizer.representation import Representation, as_frame_batch
+from lifeveil.privatizer.representation import Representation, as_frame_batch, code_release
 from lifeveil.privatizer.vib import kl_to_standard_normal, nats_to_bits
 from lifeveil.teachers.base import to_float_batch
 
@@ -158,10 +158,7 @@ class Privatizer:
         """
         mode = ReleaseMode.parse(mode or self.cfg.deploy_mode, "mode")
         if self.cfg.bottleneck == "fsq":
-            from lifeveil.privatizer.fsq import code_bits
-
-            bits = np.full(len(mu), code_bits(self.z_dim, self.cfg.fsq_levels), np.float32)
-            return Representation(mu.astype(np.float32), mu, logvar, bits)
+            return code_release(mu, logvar, self.cfg.fsq_levels)
         if mode is ReleaseMode.MEAN:
             z = mu
         else:

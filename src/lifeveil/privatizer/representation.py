@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lifeveil.errors import ShapeError
+from lifeveil.privatizer.release import code_bits
 
 
 def as_frame_batch(frames: Sequence[np.ndarray] | np.ndarray) -> Sequence[np.ndarray] | np.ndarray:
@@ -38,3 +39,9 @@ class Representation:
     mu: np.ndarray
     logvar: np.ndarray
     kl_bits: np.ndarray
+
+
+def code_release(mu: np.ndarray, logvar: np.ndarray, levels: int) -> Representation:
+    """An fsq privatizer's release: its code ``mu`` (N, d) as is, with its exact bits per frame."""
+    bits = np.full(len(mu), code_bits(mu.shape[1], levels), np.float32)
+    return Representation(mu.astype(np.float32), mu, logvar, bits)

@@ -24,6 +24,7 @@ import torch
 
 from lifeveil.errors import CheckpointError
 from lifeveil.io import atomic_path
+from lifeveil.privatizer.checkpoint import resolve_checkpoint
 from lifeveil.privatizer.lite import (
     GRAPH_VERSION,
     UnreadableGraphError,
@@ -31,9 +32,10 @@ from lifeveil.privatizer.lite import (
     checkpoint_hash,
     onnx_cache_path,
     open_session,
+    run_posterior,
 )
 from lifeveil.privatizer.model import PrivatizerModel
-from lifeveil.privatizer.privatizer import Privatizer, as_frame_batch
+from lifeveil.privatizer.privatizer import Privatizer
 
 __all__ = [
     "GRAPH_VERSION",
@@ -100,9 +102,7 @@ class OnnxPrivatizer(Privatizer):
     ) -> Privatizer:
         """Load a checkpoint and its cached ONNX graph (built on first use; rebuilt with a
         one-line notice when missing or unreadable). Clip-mode checkpoints stay in PyTorch."""
-        from lifeveil.paths import DEFAULT_CHECKPOINT
-
-        checkpoint = Path(path or DEFAULT_CHECKPOINT)
+        checkpoint = resolve_checkpoint(path)
         base = Privatizer.load(checkpoint, seed)
         if base.cfg.clip_frames > 1:
             print(
@@ -110,10 +110,6 @@ class OnnxPrivatizer(Privatizer):
                 file=sys.stderr,
             )
             return base
-        if checkpoint.is_dir():
-            checkpoint = next(
-                p for p in sorted(checkpoint.glob("*.safetensors")) if ".resume." not in p.name
-            )
         onnx_path = onnx_cache_path(checkpoint)
         if not onnx_path.is_file():
             export_posterior(base.model, onnx_path)
@@ -131,18 +127,7 @@ class OnnxPrivatizer(Privatizer):
         self, frames: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64
     ) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`Privatizer.posterior`, computed by ONNX Runtime."""
-        frames = as_frame_batch(frames)
-        if len(frames) == 0:
-            from lifeveil.errors import ShapeError
-
-            raise ShapeError("privatize: got no frames")
-        mus, logvars = [], []
-        for i in range(0, len(frames), batch_size):
-            pixels = self.pixels(frames[i : i + batch_size]).numpy()
-            mu, logvar = self._session.run(None, {"pixels": pixels})
-            mus.append(mu)
-            logvars.append(logvar)
-        return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
+        return run_posterior(self._session, frames, self.input_size, batch_size)
 
 
 def load_privatizer(
