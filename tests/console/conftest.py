@@ -120,9 +120,13 @@ def live_console(config: ConsoleConfig) -> Iterator[LiveConsole]:
         yield console
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():  # noqa: ANN201  (a Playwright Browser)
-    """Headless Debian chromium driven by Playwright (skips without it)."""
+    """Headless Debian chromium driven by Playwright (skips without it).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, and every later test that calls asyncio.run() would fail.
+    """
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

@@ -48,14 +48,17 @@ def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
         RateLimiter(config.rate_limit_per_s, config.rate_limit_burst),
     )
 
-    ingest = IngestBatcher(state.store)
-    searches = SearchPool(SEARCH_WORKERS, SEARCH_MAX_WAITING)
-
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
+        # An app can be started again after a shutdown (ASGI test clients do it per session):
+        # it then gets a fresh writer and query pool instead of the closed ones.
+        if app_.state.ingest.closed:
+            app_.state.ingest = IngestBatcher(state.store)
+        if app_.state.searches.closed:
+            app_.state.searches = SearchPool(SEARCH_WORKERS, SEARCH_MAX_WAITING)
         yield
-        ingest.close()  # stores what is queued first
-        searches.close()
+        app_.state.ingest.close()  # stores what is queued first
+        app_.state.searches.close()
         if owned:
             state.store.close()
 
@@ -69,8 +72,8 @@ def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
         default_response_class=PaddedJSONResponse,
     )
     app.state.lifeveil = state
-    app.state.ingest = ingest  # group commit of uplink records (see IngestBatcher)
-    app.state.searches = searches  # query threads, apart from ingest (see SearchPool)
+    app.state.ingest = IngestBatcher(state.store)  # group commit of uplink records
+    app.state.searches = SearchPool(SEARCH_WORKERS, SEARCH_MAX_WAITING)  # query threads
     install_error_handlers(app)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)

@@ -153,6 +153,11 @@ class IngestBatcher:
                 pending.result = results if isinstance(results, BaseException) else results[i]
                 pending.done.set()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (a restarted app makes a new batcher)."""
+        return self._closed
+
     def close(self) -> None:
         """Store what is queued, then stop the writer."""
         with self._cond:
@@ -183,6 +188,7 @@ class SearchPool:
     def __init__(self, workers: int = 2, max_waiting: int = 64) -> None:
         self.workers, self.max_waiting = workers, max_waiting
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="lifeveil-search")
+        self._closed = False
         self._in_flight = 0  # touched only on the event loop's thread
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
@@ -198,6 +204,12 @@ class SearchPool:
         finally:
             self._in_flight -= 1
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (a restarted app makes a new pool)."""
+        return self._closed
+
     def close(self) -> None:
         """Stop the threads (running queries finish; queued ones are dropped)."""
+        self._closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
