@@ -18,6 +18,7 @@ import hashlib
 import math
 import os
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -159,9 +160,9 @@ class LitePrivatizer:
         except UnreadableGraphError:
             return None
 
-    @property
+    @cached_property
     def version(self) -> str:
-        """The version id (:func:`lifeveil.privatizer.version.version_id`), read from the
+        """The version id (:func:`lifeveil.privatizer.version.version_id`), read once from the
         checkpoint's weights: the same id PyTorch gives the same checkpoint."""
         from safetensors.numpy import load_file
 

@@ -42,6 +42,7 @@ from lifeveil.server.store import (
     RecordsOf,
     ZStore,
     register_store,
+    stored_z,
 )
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import ZRecord
@@ -172,7 +173,7 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
         if device.kind != "device" or device.tenant_id is None:
             return InputError(f"only devices store records, not a {device.kind}")
         try:
-            return [self._z_array(r.z) for r in records]
+            return [stored_z(r.z, self.z_dim) for r in records]
         except ShapeError as exc:
             return exc
 
@@ -251,11 +252,6 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
             binary=True,
         ).fetchall()
         return {int(s): (int(t), np.asarray(z, dtype="<f4")) for s, t, z in rows}
-
-    def _z_array(self, z: np.ndarray) -> np.ndarray:
-        if z.shape != (self.z_dim,):
-            raise ShapeError(f"z has shape {z.shape}; this store holds ({self.z_dim},)")
-        return np.ascontiguousarray(z, dtype="<f4")
 
     def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
         sql, params = "SELECT COUNT(*) FROM lifeveil_z_records WHERE tenant_id = %s", [tenant_id]

@@ -7,15 +7,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lifeveil.errors import InputError, NameTakenError, UnknownNameError
+from lifeveil.errors import NameTakenError, UnknownNameError
 from lifeveil.server.store import (
-    DEFAULT_SCOPES,
     AuditEntry,
     DeviceInfo,
     Principal,
     PrincipalKind,
     Tenant,
     TokenInfo,
+    principal_scopes,
 )
 
 _PRINCIPAL_SELECT = (
@@ -64,9 +64,7 @@ class PostgresPrincipals:
         scopes: Sequence[str] | None = None,
         expires_us: int | None = None,
     ) -> Principal:
-        if (kind == "admin") != (tenant_id is None):
-            raise InputError("admins have no tenant; users and devices need one")
-        scope_text = " ".join(DEFAULT_SCOPES[kind] if scopes is None else scopes)
+        scope_text = principal_scopes(kind, tenant_id, scopes)
         try:
             rows = self._write(
                 "INSERT INTO lifeveil_principals (kind, tenant_id, name, token_hash, created_us, "

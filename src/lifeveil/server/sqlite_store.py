@@ -30,7 +30,6 @@ from lifeveil.server.sqlite_store_schema import (
     stored_version,
 )
 from lifeveil.server.store import (
-    DEFAULT_SCOPES,
     AuditEntry,
     DeviceInfo,
     Principal,
@@ -41,7 +40,9 @@ from lifeveil.server.store import (
     Tenant,
     TokenInfo,
     ZStore,
+    principal_scopes,
     register_store,
+    stored_z,
 )
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import ZRecord
@@ -161,9 +162,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
         scopes: Sequence[str] | None = None,
         expires_us: int | None = None,
     ) -> Principal:
-        if (kind == "admin") != (tenant_id is None):
-            raise InputError("admins have no tenant; users and devices need one")
-        scope_text = " ".join(DEFAULT_SCOPES[kind] if scopes is None else scopes)
+        scope_text = principal_scopes(kind, tenant_id, scopes)
         try:
             with self._transaction() as db:
                 cur = db.execute(
@@ -275,7 +274,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
         if device.kind != "device" or device.tenant_id is None:
             return InputError(f"only devices store records, not a {device.kind}")
         try:
-            blobs = [self._z_blob(record.z) for record in records]
+            blobs = [stored_z(record.z, self.z_dim).tobytes() for record in records]
         except ShapeError as exc:
             return exc
         active = db.execute(
@@ -309,11 +308,6 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
         ).fetchone()
         same = existing == (int(record.timestamp_us), blob)
         return AckStatus.DUPLICATE if same else AckStatus.CONFLICT
-
-    def _z_blob(self, z: np.ndarray) -> bytes:
-        if z.shape != (self.z_dim,):
-            raise ShapeError(f"z has shape {z.shape}; this store holds ({self.z_dim},)")
-        return np.ascontiguousarray(z, dtype="<f4").tobytes()
 
     def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
         sql, params = "SELECT COUNT(*) FROM z_records WHERE tenant_id = ?", [tenant_id]

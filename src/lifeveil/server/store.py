@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from lifeveil.errors import AuthError, InputError, LifeVeilError
+from lifeveil.errors import AuthError, InputError, LifeVeilError, ShapeError
 from lifeveil.registry import Registry
 from lifeveil.server.heads import LinearHead
 from lifeveil.server.search import cosine_knn
@@ -347,6 +347,23 @@ class ZStore(abc.ABC):
 
 StoreFactory = Callable[..., ZStore]
 STORES: Registry[ZStore] = Registry("store")
+
+
+def principal_scopes(
+    kind: PrincipalKind, tenant_id: int | None, scopes: Sequence[str] | None
+) -> str:
+    """The scopes a new principal is stored with (space-separated), after the one rule every
+    backend enforces: admins have no tenant, users and devices need one."""
+    if (kind == "admin") != (tenant_id is None):
+        raise InputError("admins have no tenant; users and devices need one")
+    return " ".join(DEFAULT_SCOPES[kind] if scopes is None else scopes)
+
+
+def stored_z(z: np.ndarray, z_dim: int) -> np.ndarray:
+    """``z`` as the little-endian float32 (z_dim,) array every backend stores."""
+    if z.shape != (z_dim,):
+        raise ShapeError(f"z has shape {z.shape}; this store holds ({z_dim},)")
+    return np.ascontiguousarray(z, dtype="<f4")
 
 
 def register_store(name: str, factory: StoreFactory, help: str = "") -> None:
