@@ -21,7 +21,7 @@ from lifeveil.transport.frame import (
     encode_frame,
     quantize_int8,
 )
-from lifeveil.transport.record import ZRecord
+from lifeveil.transport.record import MAX_SPACE, ZRecord, space_tag
 
 TS = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z in microseconds
 Z4 = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
@@ -34,7 +34,7 @@ GOLDEN_FP16 = bytes.fromhex(
     "01"  # dtype fp16
     "00"  # reserved
     "0400"  # z_dim 4
-    "0000"  # reserved
+    "0000"  # space 0 (undeclared)
     "00000000"  # scale 0.0 (unused for fp16)
     "0100000000000000"  # seq 1
     "00401e18240a0600"  # timestamp_us 1_700_000_000_000_000
@@ -226,3 +226,31 @@ def test_ack_round_trip_and_rejects():
         decode_ack(b"LVAK\x01\x09" + bytes(10))
     with pytest.raises(ProtocolError):
         decode_ack(b"short")
+
+
+def test_space_tag_travels_in_header_bytes_10_and_11():
+    spec = WireSpec(z_dim=4)
+    tag = space_tag("3fa2c81d00e4b7a9")
+    record = ZRecord(seq=1, timestamp_us=TS, z=Z4, space=tag)
+    frame = encode_frame(record, spec)
+    assert frame[10:12] == tag.to_bytes(2, "little")
+    assert _mutate(frame, 10, b"\x00\x00") == GOLDEN_FP16  # only the tag differs
+    out = decode_frame(frame, spec)
+    assert out is not None and out.space == tag and out.same_as(record)
+    assert not out.same_as(ZRecord(seq=1, timestamp_us=TS, z=Z4))
+
+
+def test_space_tag_rules():
+    assert space_tag("0000ffffffffffff") == 1  # 0 is reserved for undeclared
+    assert space_tag("ffff000000000000") == MAX_SPACE
+    with pytest.raises(ValueError, match="16 lower-case hex"):
+        space_tag("3FA2C81D00E4B7A9")
+    with pytest.raises(EgressRefusedError, match="space"):
+        encode_frame(ZRecord(seq=1, timestamp_us=TS, z=Z4, space=MAX_SPACE + 1), WireSpec(z_dim=4))
+
+
+def test_cover_frame_with_a_space_tag_is_refused():
+    spec = WireSpec(z_dim=4)
+    cover = encode_cover_frame(spec)
+    with pytest.raises(ProtocolError, match="space 0"):
+        decode_frame(_mutate(cover, 10, b"\x01\x00"), spec)

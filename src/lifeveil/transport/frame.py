@@ -11,7 +11,8 @@ Frame layout (version 1, all integers little-endian)::
          6     1  dtype          1 = fp16, 2 = int8, L (odd, 3..15) = fsqL packed code
          7     1  reserved       0
          8     2  z_dim          u16, must equal WireSpec.z_dim
-        10     2  reserved       0
+        10     2  space          u16 tag of the privatizer version that made z
+                                 (record.space_tag; 0 = undeclared); 0 for cover
         12     4  scale          f32 int8 dequantisation step (z = q * scale); 0 otherwise
         16     8  seq            u64 device-local sequence number (< 2**63); 0 for cover
         24     8  timestamp_us   i64 capture time, microseconds since the Unix epoch; 0 for cover
@@ -58,7 +59,7 @@ from lifeveil.transport.codes import (
     pack_code,
     unpack_code,
 )
-from lifeveil.transport.record import MAX_SEQ, MAX_TIMESTAMP_US, ZRecord
+from lifeveil.transport.record import MAX_SEQ, MAX_SPACE, MAX_TIMESTAMP_US, ZRecord
 
 FRAME_MAGIC = b"LVZF"
 ACK_MAGIC = b"LVAK"
@@ -155,6 +156,9 @@ class AckStatus(enum.IntEnum):
     STORED = 1  #: a new record, durably committed before the ack was sent
     DUPLICATE = 2  #: (device, seq) was already stored with identical content; ignored
     CONFLICT = 3  #: (device, seq) was already stored with *different* content; first one kept
+    #: the frame's space tag names no privatizer version registered for this tenant: not
+    #: stored (register the version, then resend); the stream stays open for other frames
+    UNKNOWN_SPACE = 4
 
 
 class Ack(NamedTuple):
@@ -202,6 +206,11 @@ def record_problem(record: object, spec: WireSpec) -> str | None:
             return f"ZRecord.{name} must be an int, got {type(value).__name__}"
         if not 0 <= int(value) <= top:
             return f"ZRecord.{name}={value} is outside 0..2**63-1"
+    space = record.space
+    if isinstance(space, bool) or not isinstance(space, int | np.integer):
+        return f"ZRecord.space must be an int, got {type(space).__name__}"
+    if not 0 <= int(space) <= MAX_SPACE:
+        return f"ZRecord.space={space} is outside 0..{MAX_SPACE}"
     return z_problem(record.z, spec)
 
 
@@ -249,7 +258,9 @@ def encode_frame(record: ZRecord, spec: WireSpec) -> bytes:
     else:
         q, scale = quantize_int8(record.z)
         payload = q.tobytes()
-    header = _pack_header(spec, 0, scale, int(record.seq), int(record.timestamp_us))
+    header = _pack_header(
+        spec, 0, scale, int(record.seq), int(record.timestamp_us), int(record.space)
+    )
     return _pad(header + payload, spec)
 
 
@@ -268,8 +279,8 @@ def decode_frame(data: bytes, spec: WireSpec) -> ZRecord | None:
 
     Raises:
         ProtocolError: wrong size, magic, version, dtype, dimension, flags, non-zero reserved
-            or padding bytes, out-of-range seq/timestamp, a cover frame with a non-zero seq or
-            timestamp, or a non-finite z. The message says
+            or padding bytes, out-of-range seq/timestamp, a cover frame with a non-zero seq,
+            timestamp or space, or a non-finite z. The message says
             which field and what was expected.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -283,14 +294,14 @@ def decode_frame(data: bytes, spec: WireSpec) -> ZRecord | None:
     if any(data[end:]):
         raise ProtocolError("frame padding must be zero bytes")
     if header.flags & FLAG_COVER:
-        if header.seq or header.timestamp_us:
-            raise ProtocolError("a cover frame must carry seq 0 and timestamp_us 0")
+        if header.seq or header.timestamp_us or header.space:
+            raise ProtocolError("a cover frame must carry seq 0, timestamp_us 0 and space 0")
         return None
     seq, ts = header.seq, header.timestamp_us
     if not 0 <= seq <= MAX_SEQ or not 0 <= ts <= MAX_TIMESTAMP_US:
         raise ProtocolError(f"frame seq={seq} / timestamp_us={ts} outside 0..2**63-1")
     z = _decode_payload(data[HEADER_BYTES:end], spec, header.scale, seq)
-    return ZRecord(seq=seq, timestamp_us=ts, z=z)
+    return ZRecord(seq=seq, timestamp_us=ts, z=z, space=header.space)
 
 
 def encode_ack(status: AckStatus, seq: int = 0) -> bytes:
@@ -312,9 +323,13 @@ def decode_ack(data: bytes) -> Ack:
         raise ProtocolError(f"unknown ack status {status}") from None
 
 
-def _pack_header(spec: WireSpec, flags: int, scale: np.float32, seq: int, ts: int) -> bytes:
+def _pack_header(
+    spec: WireSpec, flags: int, scale: np.float32, seq: int, ts: int, space: int = 0
+) -> bytes:
     code = _DTYPE_CODES[spec.dtype]
-    return _HEADER.pack(FRAME_MAGIC, spec.version, flags, code, 0, spec.z_dim, 0, scale, seq, ts)
+    return _HEADER.pack(
+        FRAME_MAGIC, spec.version, flags, code, 0, spec.z_dim, space, scale, seq, ts
+    )
 
 
 def _pad(body: bytes, spec: WireSpec) -> bytes:
@@ -328,7 +343,7 @@ class _Header(NamedTuple):
     dtype_code: int
     reserved0: int
     z_dim: int
-    reserved1: int
+    space: int
     scale: float
     seq: int
     timestamp_us: int
@@ -345,8 +360,8 @@ def _check_header(h: _Header, spec: WireSpec) -> None:
         raise ProtocolError(f"frame dtype is {got}; this server expects {spec.dtype}")
     if h.flags & ~FLAG_COVER:
         raise ProtocolError(f"frame flags 0x{h.flags:02x} set unknown bits; only bit 0 = cover")
-    if h.reserved0 or h.reserved1:
-        raise ProtocolError("frame reserved header bytes must be zero")
+    if h.reserved0:
+        raise ProtocolError("frame reserved header byte must be zero")
     if h.z_dim != spec.z_dim:
         raise ProtocolError(f"frame carries z_dim={h.z_dim}; this server stores d={spec.z_dim}")
 
