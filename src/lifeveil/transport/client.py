@@ -9,6 +9,7 @@ The server never returns stored z vectors, only identifiers, timestamps, scores 
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -43,6 +44,11 @@ from lifeveil.transport.protocol import (
     UPLINK_PATH,
 )
 from lifeveil.transport.uplink import client_ssl_context
+
+#: Representation spaces (issue 14): register, list, choose the default, migrate.
+SPACES_PATH = "/v1/spaces"
+DEFAULT_SPACE_PATH = SPACES_PATH + "/default"
+MIGRATIONS_PATH = SPACES_PATH + "/migrations"
 
 
 @dataclass(frozen=True)
@@ -147,16 +153,24 @@ class QueryClient:
         wss = "wss://" + self.base_url.removeprefix("https://")
         return DeviceCredentials(data["device"], data["token"], wss + UPLINK_PATH)
 
-    def knn(self, z: np.ndarray, k: int = 10, device: str | None = None) -> list[Neighbor]:
-        """The ``k`` stored records of this tenant most cosine-similar to ``z`` (shape ``(d,)``)."""
+    def knn(
+        self, z: np.ndarray, k: int = 10, device: str | None = None, *, space: str | None = None
+    ) -> list[Neighbor]:
+        """The ``k`` stored records of this tenant most cosine-similar to ``z`` (shape ``(d,)``),
+        among the z of privatizer version ``space`` (default: the tenant's default space)."""
         body = {"z": self._guard.check_query_z(z).tolist(), "k": k, "device": device}
-        return [Neighbor(**n) for n in self._request("POST", KNN_PATH, body)["neighbors"]]
+        return [
+            Neighbor(**n)
+            for n in self._request("POST", KNN_PATH, _spaced(body, space))["neighbors"]
+        ]
 
-    def classify(self, head: str, z: np.ndarray) -> list[Prediction]:
-        """Apply the tenant's head ``head`` to z of shape ``(d,)`` or ``(n, d)``."""
+    def classify(self, head: str, z: np.ndarray, *, space: str | None = None) -> list[Prediction]:
+        """Apply the tenant's head ``head`` to z of shape ``(d,)`` or ``(n, d)``; ``space``
+        names the privatizer version the z came from (the head must be of that space)."""
         rows = z[None, :] if z.ndim == 1 else z
         body = {"head": head, "z": [self._guard.check_query_z(row).tolist() for row in rows]}
-        return [Prediction(**p) for p in self._request("POST", CLASSIFY_PATH, body)["predictions"]]
+        answer = self._request("POST", CLASSIFY_PATH, _spaced(body, space))
+        return [Prediction(**p) for p in answer["predictions"]]
 
     def timeline(
         self,
@@ -166,8 +180,10 @@ class QueryClient:
         *,
         device: str | None = None,
         max_gap_us: int = 60_000_000,
+        space: str | None = None,
     ) -> list[Segment]:
-        """What was happening between two capture times, as labelled segments from ``head``."""
+        """What was happening between two capture times, as labelled segments from ``head``
+        over the z of ``space`` (default: the tenant's default space)."""
         body = {
             "head": head,
             "t_start_us": t_start_us,
@@ -175,7 +191,8 @@ class QueryClient:
             "device": device,
             "max_gap_us": max_gap_us,
         }
-        return [Segment(**s) for s in self._request("POST", TIMELINE_PATH, body)["segments"]]
+        answer = self._request("POST", TIMELINE_PATH, _spaced(body, space))
+        return [Segment(**s) for s in answer["segments"]]
 
     def devices(self) -> list[dict[str, Any]]:
         """The tenant's devices (those this token may see) with record counts and times."""
@@ -185,14 +202,52 @@ class QueryClient:
         """The tenant's trained heads: name, classes, training size and accuracy."""
         return self._request("GET", HEADS_PATH)["heads"]
 
-    def train_head(self, name: str, labels: list[tuple[str, int, str]]) -> dict[str, Any]:
-        """Train (or replace) head ``name`` from ``(device, seq, label)`` of stored records."""
+    def train_head(
+        self, name: str, labels: list[tuple[str, int, str]], *, space: str | None = None
+    ) -> dict[str, Any]:
+        """Train (or replace) head ``name`` from ``(device, seq, label)`` of stored records of
+        ``space`` (default: the tenant's default space); the head belongs to that space."""
         examples = [{"device": d, "seq": s, "label": lab} for d, s, lab in labels]
-        return self._request("POST", f"{HEADS_PATH}/{name}/train", {"examples": examples})
+        body = _spaced({"examples": examples}, space)
+        return self._request("POST", f"{HEADS_PATH}/{name}/train", body)
+
+    # -- representation spaces (issue 14) ------------------------------------------------------
+    def register_space(self, version: str, z_dim: int) -> dict[str, Any]:
+        """Declare privatizer ``version`` (16 hex digits) to the server, so it stores z of it.
+
+        Idempotent. Needs a device token (upload) or a user token (manage). Returns the space:
+        ``version``, ``tag`` (the 16-bit wire tag), ``z_dim``, ``registered_us``,
+        ``is_default``, ``n_records``. Raises NameTakenError (409) if another version of the
+        tenant has the same tag, ShapeError/InputError (422) if ``z_dim`` is not the server's.
+        """
+        return self._request("POST", SPACES_PATH, {"version": version, "z_dim": int(z_dim)})
+
+    def spaces(self) -> list[dict[str, Any]]:
+        """The tenant's representation spaces with record counts (see :meth:`register_space`)."""
+        return self._request("GET", SPACES_PATH)["spaces"]
+
+    def set_default_space(self, version: str) -> dict[str, Any]:
+        """Make ``version`` the space that queries naming none use (user token, manage)."""
+        return self._request("PUT", DEFAULT_SPACE_PATH, {"version": version})
+
+    def start_migration(self, adapter_path: str | Path) -> dict[str, Any]:
+        """Send an adapter file (``lifeveil adapt`` output) for the server to migrate the
+        tenant's stored z of its old version into its new one; runs in the background.
+
+        Returns the migration (id, versions, status, done count); follow it with
+        :meth:`migrations`. Only the adapter's weights travel, never z.
+        """
+        data = Path(adapter_path).read_bytes()
+        body = {"adapter": base64.b64encode(data).decode("ascii")}
+        return self._request("POST", MIGRATIONS_PATH, body)
+
+    def migrations(self) -> list[dict[str, Any]]:
+        """The tenant's migrations, newest first, with their progress."""
+        return self._request("GET", MIGRATIONS_PATH)["migrations"]
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         headers, content = {}, None
-        if method == "POST":
+        if method in ("POST", "PUT"):
             headers = {
                 NONCE_HEADER: secrets.token_urlsafe(24),
                 TIMESTAMP_HEADER: f"{time.time():.6f}",  # fixed width: header size is constant
@@ -203,6 +258,11 @@ class QueryClient:
         if response.status_code >= 400:
             raise _error_from(response)
         return response.json()
+
+
+def _spaced(body: dict[str, Any], space: str | None) -> dict[str, Any]:
+    """``body`` with ``"space"`` added when one is named (older servers know no such field)."""
+    return body if space is None else {**body, "space": space}
 
 
 def _error_from(response: httpx.Response) -> Exception:
