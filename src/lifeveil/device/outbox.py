@@ -19,6 +19,13 @@ cameras) is an error, never a drop: the record stays in the database marked as a
 :attr:`Outbox.session_conflicts` counts it, and :meth:`Outbox.requeue_conflicts` sends it
 again under seqs from a fresh epoch once the cause is fixed.
 
+Every record keeps the space tag of the privatizer version that made its z
+(:func:`~lifeveil.transport.record.space_tag`; 0 = undeclared, e.g. rows from before issue 14)
+and is resent with it unchanged. An ``UNKNOWN_SPACE`` ack (the server has no version with that
+tag registered) is not a drop either: the record stays pending and its tag is *held* (see
+:mod:`lifeveil.device.outbox_spaces`) until the agent registers the version again
+(:meth:`Outbox.release_space`) or the next uplink session.
+
 Files: the folder is made 0700 and the database with its ``-wal`` and ``-shm`` files 0600
 before SQLite opens them (z is personal data even when privatized); the SQLite layer is in
 :mod:`lifeveil.device.outbox_db`.
@@ -55,15 +62,17 @@ from lifeveil.device.outbox_db import (
     count_pending,
     get_meta,
     make_private,
+    migrate,
     read_stats,
     record_of,
     set_meta,
     z_blob,
 )
+from lifeveil.device.outbox_spaces import SpaceHolds
 from lifeveil.device.sequence import SEQ_BLOCK, SequenceMark, next_epoch
 from lifeveil.errors import EgressRefusedError, InputError
 from lifeveil.transport.frame import AckStatus
-from lifeveil.transport.record import ZRecord
+from lifeveil.transport.record import NO_SPACE, ZRecord
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +120,7 @@ class Outbox:
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a usable outbox database ({exc})") from None
         self._cursor = -1  # highest seq handed out in this session
+        self._holds = SpaceHolds()  # space tags the server did not know, this session
         self.session_conflicts: list[int] = []  # seqs refused as CONFLICT since opening
         if seq_mark is not None:
             self._start_at_mark()
@@ -125,6 +135,8 @@ class Outbox:
                     set_meta(
                         self._db, {"schema": SCHEMA_VERSION, "z_dim": self.z_dim, "next_seq": 0}
                     )
+                elif int(stored.get("schema", 1)) < SCHEMA_VERSION and migrate(self._db):
+                    log.info("outbox %s: schema upgraded; earlier z keep space 0", self.path)
         if int(stored.get("schema", SCHEMA_VERSION)) > SCHEMA_VERSION:
             raise InputError(f"{self.path}: outbox schema is newer than this LifeVeil; upgrade it")
         if stored and int(stored["z_dim"]) != self.z_dim:
@@ -209,9 +221,11 @@ class Outbox:
         *,
         source: str | None = None,
         position_s: float | None = None,
+        space: int = NO_SPACE,
     ) -> int:
         """Queue one z durably; returns its seq. See :meth:`put_many`."""
-        return self.put_many([(z, timestamp_us)], source=source, position_s=position_s)[0]
+        items = [(z, timestamp_us)]
+        return self.put_many(items, source=source, position_s=position_s, space=space)[0]
 
     def put_many(
         self,
@@ -219,12 +233,14 @@ class Outbox:
         *,
         source: str | None = None,
         position_s: float | None = None,
+        space: int = NO_SPACE,
     ) -> list[int]:
         """Queue ``(z, timestamp_us)`` items in one transaction; returns their seqs.
 
         With ``source`` and ``position_s``, the source's position (stream time of the last
         frame these z summarise) is advanced in the same transaction, so that after a crash
-        the records and the resume point agree.
+        the records and the resume point agree. ``space`` is the space tag of the privatizer
+        version that made the z (kept with each record and sent with it).
         """
         blobs = [(z_blob(z, self.z_dim), int(ts)) for z, ts in items]
         now_us = time.time_ns() // 1000
@@ -233,8 +249,12 @@ class Outbox:
             seqs = list(range(first, first + len(blobs)))
             self._reserve(first + len(blobs))
             self._db.executemany(
-                "INSERT INTO records (seq, timestamp_us, z, queued_us) VALUES (?, ?, ?, ?)",
-                [(s, ts, blob, now_us) for s, (blob, ts) in zip(seqs, blobs, strict=True)],
+                "INSERT INTO records (seq, timestamp_us, z, queued_us, space) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (s, ts, blob, now_us, int(space))
+                    for s, (blob, ts) in zip(seqs, blobs, strict=True)
+                ],
             )
             bump(self._db, "put", len(blobs))
             set_meta(self._db, {"next_seq": first + len(blobs)})
@@ -266,28 +286,102 @@ class Outbox:
 
     # -- uplink side --------------------------------------------------------------------
     def next_record(self) -> ZRecord | None:
-        """Uplink callback: the oldest pending record not yet handed out this session."""
+        """Uplink callback: the oldest pending record not yet handed out this session.
+
+        Records of a held space tag are passed over; once the tag is released, those the
+        cursor passed go out first.
+        """
         with self._lock:
-            row = self._db.execute(
-                "SELECT seq, timestamp_us, z FROM records WHERE status IS NULL AND seq > ? "
-                "ORDER BY seq LIMIT 1",
-                (self._cursor,),
-            ).fetchone()
+            row = self._next_again() or self._next_new()
             if row is None:
                 return None
-            self._cursor = int(row[0])
+            self._holds.handed_out(int(row[0]), int(row[3]))
         return record_of(row)
+
+    def _next_again(self) -> tuple | None:
+        """A record of a released tag that the cursor passed while the tag was held."""
+        while (seq := self._holds.pop_again()) is not None:
+            row = self._db.execute(
+                "SELECT seq, timestamp_us, z, space FROM records WHERE seq = ? AND status IS NULL",
+                (seq,),
+            ).fetchone()
+            if row is not None and int(row[3]) not in self._holds.held:
+                return row
+        return None
+
+    def _next_new(self) -> tuple | None:
+        held = sorted(self._holds.held)
+        row = self._db.execute(
+            "SELECT seq, timestamp_us, z, space FROM records WHERE status IS NULL AND seq > ? "
+            f"AND space NOT IN ({', '.join('?' * len(held))}) ORDER BY seq LIMIT 1",
+            (self._cursor, *held),
+        ).fetchone()
+        if row is not None:
+            self._cursor = int(row[0])
+        return row
 
     def on_ack(self, seq: int, status: AckStatus) -> None:
         """Uplink callback: the server holds ``seq``; forget it (or mark it, if keep_acked).
 
-        A ``CONFLICT`` keeps the record (marked) and logs an ERROR: it was not stored.
+        A ``CONFLICT`` keeps the record (marked) and logs an ERROR: it was not stored. An
+        ``UNKNOWN_SPACE`` keeps it pending and holds its space tag (see :meth:`held_spaces`).
         """
+        if status is AckStatus.UNKNOWN_SPACE:
+            self._unknown_space(seq)
+            return
+        with self._lock:
+            self._holds.acked(seq)
         if status is AckStatus.CONFLICT:
             self._conflict(seq)
             return
         counter = "stored" if status is AckStatus.STORED else "duplicates"
         self._finish(seq, int(status), counter)
+
+    def _unknown_space(self, seq: int) -> None:
+        with self._lock, Transaction(self._db):
+            row = self._db.execute(
+                "SELECT space FROM records WHERE seq = ? AND status IS NULL", (seq,)
+            ).fetchone()
+            if row is None:  # answered already (a resend was stored), or requeued
+                self._holds.acked(seq)
+                return
+            bump(self._db, "unknown_space", 1)
+            if self._holds.unknown(seq, int(row[0])):
+                log.info("outbox: space tag %d held until its version is registered", row[0])
+
+    # -- space tags the server does not know ----------------------------------------------
+    def held_spaces(self) -> set[int]:
+        """Space tags held this session: the server answered UNKNOWN_SPACE for them."""
+        with self._lock:
+            return set(self._holds.held)
+
+    def take_new_holds(self) -> set[int]:
+        """Tags held since the last call (each returned once): the agent re-registers them."""
+        with self._lock:
+            return self._holds.take_unreported()
+
+    def release_space(self, space: int) -> None:
+        """The version of tag ``space`` is registered again: hand its records out again."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq FROM records WHERE status IS NULL AND space = ? AND seq <= ? "
+                "ORDER BY seq",
+                (int(space), self._cursor),
+            ).fetchall()
+            self._holds.release(int(space), [int(r[0]) for r in rows])
+
+    def held_pending(self) -> int:
+        """Pending records whose space tag is held (they wait for a registration)."""
+        with self._lock:
+            held = sorted(self._holds.held)
+            if not held:
+                return 0
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM records WHERE status IS NULL "
+                f"AND space IN ({', '.join('?' * len(held))})",
+                held,
+            ).fetchone()
+        return int(row[0])
 
     def _conflict(self, seq: int) -> None:
         with self._lock, Transaction(self._db):
@@ -315,6 +409,7 @@ class Outbox:
         seq = getattr(record, "seq", None)
         if isinstance(seq, int):
             with self._lock, Transaction(self._db):
+                self._holds.acked(seq)
                 self._db.execute("UPDATE records SET status = ? WHERE seq = ?", (REFUSED, seq))
                 bump(self._db, "refused", 1)
 
@@ -336,6 +431,7 @@ class Outbox:
         """Hand out every pending record again (call before starting a new uplink)."""
         with self._lock:
             self._cursor = -1
+            self._holds.reset()
 
     def requeue_conflicts(self) -> list[int]:
         """Queue every record kept after a CONFLICT again, under seqs of a fresh epoch.
@@ -388,6 +484,6 @@ class Outbox:
         """
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, timestamp_us, z, status FROM records ORDER BY seq"
+                "SELECT seq, timestamp_us, z, space, status FROM records ORDER BY seq"
             ).fetchall()
-        return [(record_of(r[:3]), r[3]) for r in rows]
+        return [(record_of(r[:4]), r[4]) for r in rows]

@@ -17,9 +17,9 @@ import numpy as np
 from lifeveil.errors import InputError
 from lifeveil.io import private_dir, private_file
 from lifeveil.transport.frame import AckStatus
-from lifeveil.transport.record import ZRecord
+from lifeveil.transport.record import NO_SPACE, ZRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: records.space (issue 14); version-1 files are migrated on open
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS records (
     timestamp_us INTEGER NOT NULL,    -- capture time, microseconds since the Unix epoch
     z BLOB NOT NULL,                  -- float32 little-endian, z_dim values
     queued_us INTEGER NOT NULL,       -- when put() committed it
-    status INTEGER                    -- NULL = pending; else the AckStatus, or -1 = refused
+    status INTEGER,                   -- NULL = pending; else the AckStatus, or -1 = refused
+    space INTEGER NOT NULL DEFAULT 0  -- space tag of the privatizer version; 0 = undeclared
 );
 CREATE INDEX IF NOT EXISTS records_pending ON records (seq) WHERE status IS NULL;
 CREATE TABLE IF NOT EXISTS sources (
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS sources (
     position_s REAL                   -- stream time of the last frame turned into z
 );
 """
+SPACE_COLUMN = "ALTER TABLE records ADD COLUMN space INTEGER NOT NULL DEFAULT 0"
 REFUSED = -1  # status of a record the egress guard refused (never sent, kept for inspection)
 CONFLICTED = int(AckStatus.CONFLICT)  # status of a record kept after a CONFLICT ack
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -62,6 +64,7 @@ class OutboxStats:
     conflicts: int  # CONFLICT acks ever: the server holds a different record under that seq
     refused: int  # refused by the egress guard (never sent)
     conflicted: int = 0  # records kept after a CONFLICT ack, waiting for requeue_conflicts()
+    unknown_space: int = 0  # UNKNOWN_SPACE acks ever: z kept until its version is registered
 
 
 def make_private(db_path: Path) -> None:
@@ -146,6 +149,7 @@ def read_stats(db: sqlite3.Connection) -> OutboxStats:
         pending=pending,
         refused=int(meta.get("refused", 0)),
         conflicted=int(conflicted),
+        unknown_space=int(meta.get("unknown_space", 0)),
         **count,
     )
 
@@ -158,7 +162,23 @@ def z_blob(z: np.ndarray, z_dim: int) -> bytes:
     return z.astype("<f4").tobytes()
 
 
-def record_of(row: tuple[int, int, bytes]) -> ZRecord:
-    """The ZRecord of a ``(seq, timestamp_us, z)`` row."""
-    seq, timestamp_us, blob = row
-    return ZRecord(int(seq), int(timestamp_us), np.frombuffer(blob, "<f4").astype(np.float32))
+def migrate(db: sqlite3.Connection) -> bool:
+    """Bring a version-1 file up to :data:`SCHEMA_VERSION`; True if it changed anything.
+
+    Version 1 had no ``records.space``: its rows get :data:`NO_SPACE` (undeclared), since the
+    privatizer version that made them is not known. Caller holds the lock inside a transaction.
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(records)")}
+    if "space" in columns:
+        return False
+    db.execute(SPACE_COLUMN)
+    set_meta(db, {"schema": SCHEMA_VERSION})
+    return True
+
+
+def record_of(row: tuple[int, int, bytes] | tuple[int, int, bytes, int]) -> ZRecord:
+    """The ZRecord of a ``(seq, timestamp_us, z[, space])`` row."""
+    seq, timestamp_us, blob = row[:3]
+    space = int(row[3]) if len(row) > 3 else NO_SPACE
+    z = np.frombuffer(blob, "<f4").astype(np.float32)
+    return ZRecord(int(seq), int(timestamp_us), z, space=space)
