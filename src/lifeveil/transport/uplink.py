@@ -18,8 +18,13 @@ with a lock):
 
 * ``next_record() -> ZRecord | None``: called once per tick when there is room in flight;
   None means nothing to send and a cover frame goes out instead.
-* ``on_ack(seq, status)``: the server durably holds ``seq`` (``STORED`` or ``DUPLICATE``) or
-  refused it as reusing a seq with different content (``CONFLICT``); the caller may delete it.
+* ``on_ack(seq, status)``: the server durably holds ``seq`` (``STORED`` or ``DUPLICATE``) and
+  the caller may delete it; or it refused it, and the caller must keep it: ``CONFLICT`` (a seq
+  reused with different content) or ``UNKNOWN_SPACE`` (no privatizer version with the record's
+  space tag is registered for this tenant). After ``UNKNOWN_SPACE`` the caller should not hand
+  out that tag's records again until the version is registered (a resend earns the same
+  answer); the uplink logs one ERROR per tag and carries on with the other records, one frame
+  per tick as always.
 
 The configuration, counters and backoff schedule are in ``uplink_config``, the TLS context in
 ``tls`` and the in-memory record source :class:`MemoryOutbox` in ``memory_outbox``; all are
@@ -51,7 +56,7 @@ from lifeveil.transport.frame import AckStatus, decode_ack
 from lifeveil.transport.guard import EgressGuard, GuardedFrame
 from lifeveil.transport.memory_outbox import MemoryOutbox
 from lifeveil.transport.protocol import FATAL_CLOSE_CODES, WIRE_HEADER
-from lifeveil.transport.record import ZRecord
+from lifeveil.transport.record import NO_SPACE, ZRecord
 from lifeveil.transport.tls import client_ssl_context
 from lifeveil.transport.uplink_config import UplinkConfig, UplinkStats, backoff_delay
 
@@ -104,6 +109,8 @@ class Uplink:
         self._on_refused = on_refused
         self._ssl = ssl_context or client_ssl_context(config.cafile)
         self._in_flight: dict[int, GuardedFrame] = {}
+        self._spaces: dict[int, int] = {}  # space tag of each real frame in flight, by seq
+        self._unknown_spaces: set[int] = set()  # tags the server answered UNKNOWN_SPACE for
         self._resend: deque[GuardedFrame] = deque()
         self._connected = False
         self._thread: threading.Thread | None = None
@@ -279,7 +286,7 @@ class Uplink:
                 raise _FatalError() from exc
             if ack.status is AckStatus.COVER or self._in_flight.pop(ack.seq, None) is None:
                 continue
-            self._count_ack(ack.status)
+            self._count_ack(ack.status, self._spaces.pop(ack.seq, NO_SPACE))
             self._callback(self._on_ack, ack.seq, ack.status)
 
     def _next_frame(self) -> GuardedFrame:
@@ -296,6 +303,8 @@ class Uplink:
             except EgressRefusedError as exc:
                 self._refuse(record, exc)
                 return self._guard.cover()
+            assert frame.seq is not None
+            self._spaces[frame.seq] = int(getattr(record, "space", NO_SPACE))
         assert frame.seq is not None
         self._in_flight[frame.seq] = frame
         return frame
@@ -307,14 +316,30 @@ class Uplink:
         else:
             self._callback(self._on_refused, record, exc)
 
-    def _count_ack(self, status: AckStatus) -> None:
+    def _count_ack(self, status: AckStatus, space: int) -> None:
         if status is AckStatus.STORED:
             self.stats.stored += 1
         elif status is AckStatus.DUPLICATE:
             self.stats.duplicates += 1
+        elif status is AckStatus.UNKNOWN_SPACE:
+            self.stats.unknown_space += 1
+            self._unknown_space(space)
         else:
             self.stats.conflicts += 1
             log.warning("server kept an earlier, different record under a reused seq")
+
+    def _unknown_space(self, space: int) -> None:
+        """One ERROR per tag: what is wrong, what happens to the z, how to fix it."""
+        if space in self._unknown_spaces:
+            return
+        self._unknown_spaces.add(space)
+        log.error(
+            "the server has no privatizer version with space tag %d registered for this "
+            "tenant, so z of that tag are NOT stored; they stay queued and the other z keep "
+            "flowing. Register the version: the device agent does it when it starts (restart "
+            "`lifeveil device run`), from Python QueryClient.register_space(version, z_dim)",
+            space,
+        )
 
     def _requeue_in_flight(self) -> None:
         frames = [*self._in_flight.values(), *self._resend]

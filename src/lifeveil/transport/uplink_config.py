@@ -72,6 +72,7 @@ class UplinkStats:
     stored: int = 0
     duplicates: int = 0
     conflicts: int = 0
+    unknown_space: int = 0  # UNKNOWN_SPACE acks: the record's version is not registered
     refused: int = 0
     connects: int = 0
     disconnects: int = 0
