@@ -83,3 +83,14 @@ def test_psnr_and_ssim() -> None:
     assert m.ssim(np.stack([img] * 3, axis=2), np.stack([img] * 3, axis=2)) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="shapes differ"):
         m.ssim(np.zeros((8, 8)), np.zeros((8, 9)))
+
+
+def test_binomial_interval_is_wilsons() -> None:
+    from lifeveil.bench.metrics import binomial_interval
+
+    lo, hi = binomial_interval(0.5, 100)
+    assert (round(lo, 4), round(hi, 4)) == (0.4038, 0.5962)  # Wilson, z = 1.96
+    assert binomial_interval(0.0, 240)[0] == 0.0 and 0.0 < binomial_interval(0.0, 240)[1] < 0.02
+    assert binomial_interval(1.0, 10)[1] == 1.0
+    with pytest.raises(ValueError):
+        binomial_interval(0.5, 0)

@@ -163,3 +163,18 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
         raise ValueError(f"ssim: shapes differ: {ref.shape} vs {tst.shape}")
     channel_axis = 2 if ref.ndim == 3 else None
     return float(structural_similarity(ref, tst, data_range=data_range, channel_axis=channel_axis))
+
+
+def binomial_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of an accuracy measured on ``n`` trials (default 95 %).
+
+    >>> tuple(round(v, 4) for v in binomial_interval(0.5, 100))
+    (0.4038, 0.5962)
+    """
+    if n < 1 or not 0.0 <= accuracy <= 1.0:
+        raise ValueError(
+            f"binomial_interval: need n >= 1 and accuracy in [0, 1], got {n}, {accuracy}"
+        )
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

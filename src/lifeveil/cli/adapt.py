@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "server applies the adapter to z it stored under the old version. The adapter sees "
             "only old z, so a migrated z discloses no more than the old z did (and no less). "
             "With --evaluate it is measured on data neither model nor adapter saw: scene "
-            "utility on SUN8 and identity on ORL s11-s40 (docs/GUARANTEES.md, issue 14)."
+            "utility on SUN8, identity on ORL s11-s40 by one probe, and identity under the "
+            "benchmark's accumulation attacker (k = 1 ... 256) on ORL s11-s40 and LFW held-out "
+            "people for the old, migrated and new z (docs/GUARANTEES.md, issue 14)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -37,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ridge", type=float, default=10.0, help="L2 penalty of the regression")
     p.add_argument("--out", type=Path, required=True, help="adapter file to write (.safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.add_argument("--evaluate", action="store_true", help="measure it on SUN8 and ORL held-out")
+    p.add_argument(
+        "--evaluate", action="store_true", help="measure it on SUN8, ORL and LFW held-out"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_threads_arg(p)
     p.set_defaults(func=run)
@@ -107,3 +111,24 @@ def _print(result: dict, described: str, as_json: bool) -> None:
             f"{ev['identity_old']:.3f}, migrated {ev['identity_migrated']:.3f}, new "
             f"{ev['identity_new']:.3f}"
         )
+    for name, acc in (ev or {}).get("accumulation", {}).items():
+        print(*_accumulation_lines(name, acc), sep="\n")
+
+
+FACE_SETS = {"orl": "ORL s11-s40", "lfw": "LFW held-out"}
+
+
+def _accumulation_lines(name: str, acc: dict) -> list[str]:
+    """One face set's accumulation table: best attacker per k and at inf, per release."""
+    ks = [*(f"k={k}" for k in acc["k"]), "inf"]
+    lines = [
+        f"{FACE_SETS.get(name, name)} identity under accumulation ({acc['n_identities']} people, "
+        f"chance {acc['chance']:.3f}; best of linear, MLP, 1-shot re-ID):",
+        "  " + " " * 9 + "".join(f"{k:>8}" for k in ks),
+    ]
+    for release in ("old", "migrated", "new"):
+        values = [*acc[release]["identity"], acc[release]["identity_inf"]]
+        lines.append(f"  {release:<9}" + "".join(f"{v:8.3f}" for v in values))
+    verdict = "yes" if acc["migrated_le_old"] else "NO"
+    lines.append(f"  migrated <= old (within the old z's 95 % interval at every k): {verdict}")
+    return lines
