@@ -21,6 +21,7 @@ from lifeveil.device.source import parse_source
 from lifeveil.device.status import device_status
 from lifeveil.errors import InputError
 from lifeveil.privatizer import Privatizer, PrivatizerConfig, PrivatizerModel
+from lifeveil.transport.record import NO_SPACE, space_tag
 
 from .conftest import PASSPHRASE, server_records
 from .test_agent import uplink_for
@@ -152,6 +153,9 @@ def test_every_queued_z_has_one_ledger_entry(
     assert len(entries) == len(records) == outbox.stats().put == report.z_queued == 20
     assert [e[1] for e in entries] == [r.timestamp_us for r in records]
     assert {e[3] for e in entries} == {privatizer_version(privatizer)}
+    # each z in the outbox carries the space tag of the version its ledger entry names
+    assert [r.space for r in records] == [space_tag(e[3]) for e in entries]
+    assert agent.space == space_tag(agent.version) != NO_SPACE
     assert all(e[4] > 0 for e in entries)  # the KL of each z
     summary = agent.ledger.summary()
     assert summary["versions"][agent.version]["bound"] == "vib-kl"

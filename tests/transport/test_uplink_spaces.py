@@ -5,6 +5,7 @@ constant rate; once the version is registered and the tag released, they go thro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from lifeveil.server.tls import ensure_self_signed_cert
 from lifeveil.transport.frame import AckStatus, WireSpec, decode_frame, encode_ack
@@ -48,6 +50,10 @@ class SpaceServer:
         self._thread.join(5)
 
     async def _handler(self, ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the device hung up: fine
+            await self._serve(ws)
+
+    async def _serve(self, ws: ServerConnection) -> None:
         async for message in ws:
             self.sizes.add(len(message))
             record = decode_frame(message, WIRE)

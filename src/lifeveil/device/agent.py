@@ -16,6 +16,11 @@ Restarts: each z is committed to the outbox together with the source position it
 and each vault segment records the stream interval it covers, so an agent killed at any
 point and started again on the same file neither loses nor repeats frames, segments or z.
 
+Representation spaces: every z is queued with the space tag of the privatizer version that
+made it (:func:`~lifeveil.transport.record.space_tag`), and the agent registers that version
+with the server whenever its uplink starts, and again after an ``UNKNOWN_SPACE`` answer
+(:mod:`lifeveil.device.spaces`); meanwhile the outbox holds the records of that tag.
+
 Privacy ledger: before a z is queued it is charged to the :class:`~lifeveil.device.ledger.Ledger`
 beside the outbox (its bits, the day, the privatizer version). With a daily budget
 (``DeviceConfig.daily_budget_bits``), a z that would take the day over it is withheld: it is
@@ -45,8 +50,10 @@ from lifeveil.device.source import (
     open_container,
     stream_rate,
 )
+from lifeveil.device.spaces import Register, SpaceKeeper, server_register
 from lifeveil.errors import InputError
 from lifeveil.privatizer.representation import Representation
+from lifeveil.transport.record import space_tag
 from lifeveil.transport.uplink import Uplink, UplinkConfig
 from lifeveil.vault import SegmentInfo, Vault
 
@@ -76,7 +83,7 @@ class SourceReport:
 
 
 @dataclass
-class _ClipBuffer:
+class ClipBuffer:
     """Sampled frames waiting to fill one clip."""
 
     size: int
@@ -106,6 +113,8 @@ class DeviceAgent:
         uplink: where z goes; None only queues (an offline device).
         progress: receives one line per notable event (segment stored, source done, ...).
         ledger: where released z are charged; None opens ``ledger.sqlite`` beside the outbox.
+        register: how to register privatizer versions with the server (tests pass a fake);
+            None uses ``POST /v1/spaces`` on the uplink's server.
     """
 
     def __init__(
@@ -118,6 +127,7 @@ class DeviceAgent:
         uplink: UplinkConfig | None = None,
         progress: Progress | None = None,
         ledger: Ledger | None = None,
+        register: Register | None = None,
     ) -> None:
         if outbox.z_dim != privatizer.z_dim:
             raise InputError(
@@ -138,18 +148,27 @@ class DeviceAgent:
         self._next_base_us = 0  # earliest capture time for the next new source
         self.ledger = ledger or Ledger(outbox.path.with_name(LEDGER_FILE))
         self.version = privatizer_version(privatizer)
+        self.space = space_tag(self.version)
         self._bound = release_bound(privatizer, config)
         self.ledger.register_version(self.version, privatizer.cfg.label, self._bound)
         self.ledger.set_budget(config.daily_budget_bits)
         self._cover_counted = 0  # uplink cover frames already counted in the ledger
         self._capped_day: str | None = None  # the day the budget ran out (warned once)
+        self.spaces: SpaceKeeper | None = None
+        if uplink is not None:
+            versions = [*self.ledger.summary()["versions"], self.version]
+            register = register or server_register(uplink)
+            self.spaces = SpaceKeeper(register, privatizer.z_dim, versions)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        """Start the uplink thread (if a server is configured); pending z go out first."""
+        """Register this privatizer version with the server and start the uplink thread (if a
+        server is configured); pending z go out first."""
         if self._uplink_config is None or self.uplink is not None:
             return
+        assert self.spaces is not None
         self.outbox.rewind()
+        self.spaces.start(self.version)
         self.uplink = Uplink(
             self._uplink_config,
             next_record=self.outbox.next_record,
@@ -183,21 +202,38 @@ class DeviceAgent:
         self.stop()
 
     def check_uplink(self) -> None:
-        """Raise the uplink's fatal error (bad token, wrong wire format), if any."""
+        """Raise the uplink's fatal error (bad token, wrong wire format), if any; re-register
+        the versions of space tags the server has just answered UNKNOWN_SPACE for."""
         if self.uplink is not None and self.uplink.error is not None:
             raise self.uplink.error
+        if self.spaces is not None:
+            tags = self.outbox.take_new_holds()
+            if tags:
+                self.spaces.reregister(tags, self.outbox.release_space)
 
     def wait_drained(self, timeout_s: float | None = None, poll_s: float = 0.05) -> bool:
-        """Block until every queued z is acked; False on timeout. Raises a fatal uplink error."""
+        """Block until every queued z is acked; False on timeout, or when all that is left are
+        z the server does not take (UNKNOWN_SPACE, re-registration tried). Raises a fatal
+        uplink error."""
         if self.uplink is None:
             raise InputError("no uplink configured; nothing can drain the outbox")
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while self.outbox.pending() or self.uplink.in_flight:
+        while True:
+            held = self.outbox.held_pending()
+            waiting = self.outbox.pending()
             self.check_uplink()
+            if not waiting and not self.uplink.in_flight:
+                return True
+            if self._only_held(waiting, held):
+                return False
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(poll_s)
-        return True
+
+    def _only_held(self, waiting: int, held: int) -> bool:
+        """Every queued z waits for a registration that was tried and is not running."""
+        assert self.uplink is not None and self.spaces is not None
+        return waiting == held and not self.uplink.in_flight and not self.spaces.busy
 
     # -- one source ---------------------------------------------------------------------
     def process(self, spec: SourceSpec) -> SourceReport:
@@ -211,7 +247,7 @@ class DeviceAgent:
         container = open_container(spec)
         recorder = self._recorder(spec, state, stream_rate(container))
         sampler = Sampler(self.config.fps, after_s=state.position_s)
-        clip = _ClipBuffer(self.privatizer.cfg.clip_frames)
+        clip = ClipBuffer(self.privatizer.cfg.clip_frames)
         try:
             for captured in decode_frames(container, realtime=self.config.realtime):
                 self._record(recorder, captured, report)
@@ -276,12 +312,12 @@ class DeviceAgent:
         times: Sequence[float],
         report: SourceReport,
     ) -> None:
-        rep = self._privatize(frames)
+        z, bits = self.encode(frames)
         timestamp_us = state.base_us + round(times[0] * 1e6)
         verdict = self.ledger.charge(
             source=state.key,
             timestamp_us=timestamp_us,
-            bits=self._bits(rep),
+            bits=bits,
             version=self.version,
             budget_bits=self.config.daily_budget_bits,
             cover=self._new_cover(),
@@ -290,10 +326,16 @@ class DeviceAgent:
             self._withhold(state, times[-1], verdict, report)
             return
         seqs = self.outbox.put_many(
-            [(rep.z[0], timestamp_us)], source=state.key, position_s=times[-1]
+            [(z, timestamp_us)], source=state.key, position_s=times[-1], space=self.space
         )
         report.z_queued += len(seqs)
         report.seqs.extend(seqs)
+
+    def encode(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
+        """One z of ``frames`` (one frame, or the frames of one clip in clip mode) and the
+        bits the ledger charges for releasing it. Charges nothing, queues nothing."""
+        rep = self._privatize(frames)
+        return rep.z[0], self._bits(rep)
 
     def _privatize(self, frames: Sequence[np.ndarray]) -> Representation:
         mode = self.config.release_mode
@@ -346,10 +388,20 @@ class DeviceAgent:
         reports = [self.process(spec) for spec in sources]
         if until_drained and self.uplink is not None:
             if not self.wait_drained(drain_timeout_s):
-                pending = self.outbox.pending()
-                self._progress(f"drain timed out; {pending} z stay queued in the outbox")
+                self._progress(self._undrained_line())
             self.stop()
         return reports
+
+    def _undrained_line(self) -> str:
+        pending, held = self.outbox.pending(), self.outbox.held_pending()
+        if not held:
+            return f"drain timed out; {pending} z stay queued in the outbox"
+        tags = ", ".join(str(t) for t in sorted(self.outbox.held_spaces()))
+        return (
+            f"{pending} z stay queued in the outbox; {held} of them are of space tag(s) {tags}, "
+            "which the server does not know (not stored) - the next start registers the "
+            "version again"
+        )
 
 
 def release_bound(privatizer: Privatizer | LitePrivatizer, config: DeviceConfig) -> Bound:
