@@ -418,6 +418,7 @@ def test_attack_registry() -> None:
         "accumulation",
         "bystander",
         "identity_probe",
+        "ledger",
         "membership",
         "recon_decoder",
         "recon_optim",
@@ -432,6 +433,7 @@ def test_attack_registry() -> None:
         "bystander",
         "membership",
         "accumulation",
+        "ledger",
         "recon_decoder",
         "recon_optim",
     ]

@@ -97,6 +97,8 @@ def test_evaluate_method_schema_and_artifacts(tiny_data: BenchData, tmp_path: Pa
         "membership",
         "accumulation_orl",
         "accumulation_lfw",
+        "ledger_orl",
+        "ledger_lfw",
     }
     assert set(out["rr"]) == {"recon_decoder", "recon_optim"}
     assert out["pl"]["identity_probe"]["linear_acc"] >= 0.8  # thumbnails give faces away
@@ -106,7 +108,10 @@ def test_evaluate_method_schema_and_artifacts(tiny_data: BenchData, tmp_path: Pa
     assert orl["chance"] == 0.25 and lfw["chance"] == pytest.approx(1 / 3)
     assert orl["headline"] == orl["identity"][-1] and orl["fresh_draws"] == 1
     assert orl["identity_inf"] >= 0.8  # thumbnails of one image give the person away
-    assert {"accumulation_orl", "accumulation_lfw"} <= set(out["timings"])
+    assert {"accumulation_orl", "accumulation_lfw", "ledger_orl"} <= set(out["timings"])
+    ledger = out["pl"]["ledger_orl"]  # thumbnails: no bottleneck, so no bound
+    assert ledger["bound"] == "unbounded" and ledger["fano_ceiling"] is None
+    assert ledger["k"] == [1, 4, 16] and ledger["n_identities"] == 4
     assert out["rr"]["recon_optim"]["available"] is True
     assert out["rr"]["recon_optim"]["n_targets"] == 3
     assert out["rr"]["recon_decoder"]["id_judge_missing"] == "face_judge is off"

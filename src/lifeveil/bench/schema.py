@@ -48,6 +48,8 @@ BYSTANDER = "bystander"
 MEMBERSHIP = "membership"
 ACCUMULATION_ORL = "accumulation_orl"  # ORL s11-s40 victims
 ACCUMULATION_LFW = "accumulation_lfw"  # LFW held-out identities
+LEDGER_ORL = "ledger_orl"  # the ledger's bound on ORL victims, per accumulation k
+LEDGER_LFW = "ledger_lfw"  # the same on LFW held-out identities
 RECON_DECODER = "recon_decoder"
 RECON_GENERATOR = "recon_generator"  # a timing only: training the attacker's generator
 RECON_OPTIM = "recon_optim"
@@ -65,6 +67,11 @@ HEADLINE = "headline"  # accumulation: identity at the largest k (the headline p
 REID_TOP1 = "reid_top1"  # accumulation: 1-shot re-ID per k (list)
 N_IDENTITIES = "n_identities"
 FRESH_DRAWS = "fresh_draws"  # accumulation: independent releases per image
+BITS_PER_FRAME = "bits_per_frame"  # ledger: bits charged per release (None: unbounded)
+BOUND = "bound"  # ledger: which argument bounds the bits (fsq-code, vib-kl, ..., unbounded)
+IDENTITY_BITS = "identity_bits"  # ledger: H(identity) = log2(people), bits
+COMPOSED_BITS = "composed_bits"  # ledger: min(H(identity), k x bits per frame), per k (list)
+FANO_CEILING = "fano_ceiling"  # ledger: most any attacker can identify, per k (list)
 INF_SUFFIX = "_inf"  # accumulation: the same attacker on the noise-free encoding
 
 # Bookkeeping entries of evaluate_method's result beside the axes (not metrics).

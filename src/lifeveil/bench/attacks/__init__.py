@@ -7,7 +7,7 @@ functions (``identity_probes``, ``accumulation_attack``, ...), callable on plain
 
 >>> from lifeveil.bench.attacks import list_attacks
 >>> list_attacks()
-['accumulation', 'bystander', 'identity_probe', 'membership', 'recon_decoder', 'recon_optim', 'reid']
+['accumulation', 'bystander', 'identity_probe', 'ledger', 'membership', 'recon_decoder', 'recon_optim', 'reid']
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from lifeveil.bench.attacks.identity import (
     measure_reid,
     reidentification,
 )
+from lifeveil.bench.attacks.ledger import ledger_ceilings, measure_ledger
 from lifeveil.bench.attacks.membership import measure_membership, membership_inference
 from lifeveil.bench.attacks.recon_decoder import decoder_attack, measure_recon_decoder
 from lifeveil.bench.attacks.recon_optim import measure_recon_optim, optimisation_attack
@@ -57,6 +58,11 @@ register_attack(
     "identity from the mean of k releases of a person, k = 1 ... 256 and inf (the headline)",
 )
 register_attack(
+    "ledger",
+    measure_ledger,
+    "the privacy ledger's bits per release and the Fano ceiling on identity at each k",
+)
+register_attack(
     "recon_decoder", measure_recon_decoder, "features -> face decoder on auxiliary faces"
 )
 register_attack("recon_optim", measure_recon_optim, "latent optimisation through G (Appendix A)")
@@ -68,6 +74,7 @@ __all__ = [
     "decoder_attack",
     "get_attack",
     "identity_probes",
+    "ledger_ceilings",
     "list_attacks",
     "membership_inference",
     "optimisation_attack",

@@ -20,10 +20,25 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class LedgerCharge:
+    """What one release of a method discloses at most, in bits (docs/GUARANTEES.md, 3).
+
+    ``bound`` names the argument: ``fsq-code`` (exact bits of a quantised code), ``vib-kl``
+    (mean KL of a sampled VIB release over the frames, a bound in expectation),
+    ``float-width`` (a deterministic float vector: only its encoding bounds it) or
+    ``gaussian-capacity`` (a clipped vector plus Gaussian noise: the channel's capacity).
+    """
+
+    bits: float
+    bound: str
 
 
 class Method(abc.ABC):
@@ -113,6 +128,15 @@ class Method(abc.ABC):
     def device_cost(self) -> dict[str, float]:
         """On-device params and MFLOPs per frame of what runs on the device."""
         return {"params": 0.0, "mflops": 0.0}
+
+    def ledger_charge(self, images: Sequence[np.ndarray]) -> LedgerCharge | None:
+        """Bits per release that bound I(frame; release), as a privacy ledger would charge them.
+
+        ``images`` are the frames the charge is averaged over (it matters for a VIB's KL only).
+        None (the default): nothing bounds the release (raw features, processed pixels).
+        docs/GUARANTEES.md derives each bound.
+        """
+        return None
 
     def wire_dtype(self) -> str:
         """Precision of the released vector on the wire ("float16", "float32" or "int8")."""

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from lifeveil.bench.methods.base import Method
+from lifeveil.bench.methods.base import LedgerCharge, Method
 from lifeveil.bench.methods.teacher import bench_teacher, embed_cached, teacher_cost
 
 DEFAULT_CLIP_NORM = 25.0
@@ -121,6 +121,15 @@ class DPEmbedding(Method):
         norms = emb.norm(dim=1, keepdim=True).clamp_min(1e-12)
         clipped = emb * torch.clamp(self.clip_norm / norms, max=1.0)
         return clipped + self.sigma * torch.randn(clipped.shape, generator=self._torch_gen)
+
+    def ledger_charge(self, images: Sequence[np.ndarray]) -> LedgerCharge:
+        """The capacity of the clipped Gaussian channel, per release (docs/GUARANTEES.md, 7):
+        at most d/2 log2(1 + C^2 / (d sigma^2)) bits, whatever the frame."""
+        from lifeveil.privatizer.guarantees import gaussian_channel_capacity_bits
+
+        dim = int(self.noise_free(list(images[:1])).shape[1])
+        bits = gaussian_channel_capacity_bits(self.clip_norm, self.sigma, dim)
+        return LedgerCharge(bits, "gaussian-capacity")
 
     def device_cost(self) -> dict[str, float]:
         """The teacher runs on the device (clipping and noise are negligible)."""

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lifeveil.bench.methods.base import Method
+from lifeveil.bench.methods.base import LedgerCharge, Method
 from lifeveil.errors import UnknownNameError
 from lifeveil.privatizer.privatizer import Privatizer
 
 MSR_MODES = ("mean", "sample")
+FLOAT16_BITS = 16  # a VIB mean on the wire (Method.wire_dtype)
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,6 +99,20 @@ class MSR(Method):
             return mu
         noise = torch.randn(mu.shape, generator=self._torch_gen).to(mu)
         return mu + torch.exp(0.5 * logvar) * noise
+
+    def ledger_charge(self, images: Sequence[np.ndarray]) -> LedgerCharge:
+        """What the device's ledger charges per z (``device/ledger.py``'s ``Bound``): the
+        code's exact bits (fsq), the mean KL over ``images`` (a sampled VIB) or z_dim x 16
+        bits (a VIB mean, sent as float16)."""
+        from lifeveil.privatizer.guarantees import fsq_code_bits
+
+        cfg = self.privatizer.cfg
+        if cfg.bottleneck == "fsq":
+            return LedgerCharge(fsq_code_bits([cfg.fsq_levels] * cfg.z_dim), "fsq-code")
+        if self.mode == "sample":
+            kl = self.privatizer.privatize(list(images), mode="sample").kl_bits
+            return LedgerCharge(float(np.mean(kl)), "vib-kl")
+        return LedgerCharge(float(self.z_dim * FLOAT16_BITS), "float-width")
 
     def device_cost(self) -> dict[str, float]:
         """Student + VIB head at the student input size."""

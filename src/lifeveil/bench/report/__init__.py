@@ -29,6 +29,7 @@ from lifeveil.bench.report.aggregate import (
 )
 from lifeveil.bench.report.documents import DATA_CREDITS, job_images, summary_md
 from lifeveil.bench.report.figures import accumulation_plot, privacy_utility_plot, write_figures
+from lifeveil.bench.report.ledger import ledger_table
 from lifeveil.bench.report.page import PageParts, report_html
 from lifeveil.bench.report.tables import axis_tables, group_tables, headline_tables
 from lifeveil.bench.report.verdict import matched_sentences, matched_utility, verdict_sentences
@@ -125,13 +126,21 @@ def _write_documents(
 ) -> None:
     """summary.md and report.html (figures and one reconstruction grid per method embedded)."""
     headline = headline_tables(agg, pp)
+    ledger = ledger_table(agg)
     verdict = verdict_sentences(agg, pp, matched)
     grids = job_images(out, results["jobs"])
     captioned = [(f"{mid}: reconstruction by decoder", path) for mid, path in grids]
     with atomic_open(out / "summary.md") as fh:
         fh.write(
             summary_md(
-                results, headline, axis_tables(agg), matched, figures + captioned, out, verdict
+                results,
+                headline,
+                axis_tables(agg),
+                matched,
+                figures + captioned,
+                out,
+                verdict,
+                ledger=ledger,
             )
         )
     parts = PageParts(
@@ -143,6 +152,7 @@ def _write_documents(
         figures={path.stem: (caption, path) for caption, path in figures},
         grids=grids,
         credits=DATA_CREDITS,
+        ledger=ledger,
     )
     with atomic_open(out / "report.html") as fh:
         fh.write(report_html(parts))
@@ -159,6 +169,7 @@ __all__ = [
     "flatten",
     "headline_tables",
     "job_images",
+    "ledger_table",
     "matched_sentences",
     "matched_utility",
     "metric_dict",

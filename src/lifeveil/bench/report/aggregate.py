@@ -23,6 +23,8 @@ from lifeveil.bench.schema import (
     HEADLINE,
     IDENTITY,
     IDENTITY_INF,
+    LEDGER_LFW,
+    LEDGER_ORL,
     TIMINGS,
     Axis,
     K,
@@ -50,6 +52,11 @@ PLOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 ACCUMULATION_SETS: tuple[tuple[str, str], ...] = (
     ("ORL", metric_key(Axis.PL, ACCUMULATION_ORL)),
     ("LFW", metric_key(Axis.PL, ACCUMULATION_LFW)),
+)
+# The ledger's bound per face set, in the same order: (name, flattened key prefix).
+LEDGER_SETS: tuple[tuple[str, str], ...] = (
+    ("ORL", metric_key(Axis.PL, LEDGER_ORL)),
+    ("LFW", metric_key(Axis.PL, LEDGER_LFW)),
 )
 HEADLINE_METRICS = tuple(f"headline_{name.lower()}" for name, _ in ACCUMULATION_SETS)
 

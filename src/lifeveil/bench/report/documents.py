@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lifeveil.bench.report.ledger import LEDGER_TEXT
 from lifeveil.bench.report.tables import (
     AXES,
     AXIS_TITLES,
@@ -54,8 +55,10 @@ def summary_md(
     figures: list[tuple[str, Path]],
     out: Path,
     verdict: Sequence[str] = (),
+    ledger: AxisTable | None = None,
 ) -> str:
-    """summary.md: the verdict, the headline table, one table per axis, the matched pairs."""
+    """summary.md: the verdict, the headline table, the ledger bound beside it (when filed),
+    one table per axis, the matched pairs."""
     cfg = results["config"]
     lines = [
         f"# LifeVeil benchmark — preset `{cfg['name']}`",
@@ -83,6 +86,11 @@ def summary_md(
             markdown_table(details.header, details.rows),
             "",
         ]
+    if ledger is not None:
+        lines += ["## Ledger bound vs accumulation attack", "", LEDGER_TEXT, ""]
+        lines += [markdown_table(ledger.header, ledger.rows), ""]
+        if ledger.constant:
+            lines += ["Attacked: " + "; ".join(f"{c} {v}" for c, v in ledger.constant) + ".", ""]
     for axis in AXES:
         t = tables[axis]
         lines += [f"## {axis}: {AXIS_TITLES[axis]}", "", markdown_table(t.header, t.rows), ""]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lifeveil.bench.report.ledger import LEDGER_TEXT
 from lifeveil.bench.report.names import GROUPS, METRICS, header
 from lifeveil.bench.report.tables import (
     HEADLINE_TEXT,
@@ -102,6 +103,7 @@ class PageParts:
     figures: dict[str, tuple[str, Path]]  # figure name -> (caption, PNG)
     grids: list[tuple[str, Path]]  # (method id, reconstruction grid PNG)
     credits: str
+    ledger: AxisTable | None = None  # the ledger bound beside the accumulation attack
 
 
 def report_html(parts: PageParts) -> str:
@@ -114,6 +116,7 @@ def report_html(parts: PageParts) -> str:
         *_summary(parts),
         _nav(parts),
         *_headline(parts.headline),
+        *_ledger(parts.ledger),
         *_axes(parts.groups),
         *_matched(parts.matched),
         *_figures(parts.figures),
@@ -177,6 +180,17 @@ def _headline(headline: list[AxisTable]) -> list[str]:
         "</summary>",
         html_table(details.header, details.rows),
         "</details>",
+    ]
+
+
+def _ledger(table: AxisTable | None) -> list[str]:
+    if table is None:
+        return []
+    return [
+        "<h2 id='ledger'>Ledger bound vs accumulation attack</h2>",
+        f"<p>{html.escape(LEDGER_TEXT)}</p>",
+        html_table(table.header, table.rows),
+        _same(table.constant),
     ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from lifeveil.bench.report.aggregate import (
     ACCUMULATION_SETS,
+    LEDGER_SETS,
     accumulation_curve,
     axis_of,
     first_value,
@@ -29,6 +30,9 @@ AXIS_TITLES = {
     "SE": "System efficiency (on-device cost, bytes per frame on the wire)",
 }
 
+
+# Keys with their own tables (headline_tables, report.ledger.ledger_table), not the axis ones.
+OWN_TABLE_PREFIXES = tuple(prefix + "." for _, prefix in (*ACCUMULATION_SETS, *LEDGER_SETS))
 
 SIDE_KS = (1, 16)  # k columns shown beside the headline (the largest k) and inf
 
@@ -106,13 +110,13 @@ def axis_tables(agg: dict[str, dict[str, Any]]) -> dict[str, AxisTable]:
             cols = [
                 f"se.{c}" for c in SE_COLUMNS if any(f"se.{c}" in m["mean"] for m in agg.values())
             ]
-        else:  # accumulation results have their own tables (headline_tables)
+        else:  # accumulation and ledger results have their own tables
             cols = [
                 k
                 for k in keys
                 if axis_of(k) == axis
                 and not k.startswith("se.")
-                and not k.startswith(tuple(prefix for _, prefix in ACCUMULATION_SETS))
+                and not k.startswith(OWN_TABLE_PREFIXES)
             ]
         cells = {
             c: [cell(m["mean"].get(c), m["std"].get(c), len(m["seeds"]), c) for m in agg.values()]
@@ -202,11 +206,11 @@ class GroupTable:
 
 def group_tables(agg: dict[str, dict[str, Any]]) -> list[GroupTable]:
     """One table per :class:`~lifeveil.bench.report.names.Group` with any metric, in the
-    catalogue's order (unknown result keys after, by axis); accumulation keys are left to
-    :func:`headline_tables`.
+    catalogue's order (unknown result keys after, by axis); accumulation and ledger keys are
+    left to :func:`headline_tables` and :func:`lifeveil.bench.report.ledger.ledger_table`.
     """
     keys = sorted({k for m in agg.values() for k in m["mean"]})
-    skip = tuple(prefix + "." for _, prefix in ACCUMULATION_SETS)
+    skip = OWN_TABLE_PREFIXES
     grouped: dict[Group, list[str]] = {}
     for key in keys:
         if not key.startswith(skip):
