@@ -43,6 +43,10 @@ STATE_ENV = "LIFEVEIL_DEVICE_DIR"
 USER_TOKEN_ENV = "LIFEVEIL_USER_TOKEN"
 PASSPHRASE_ENV = "LIFEVEIL_VAULT_PASSPHRASE"
 DEFAULT_STATE = os.environ.get(STATE_ENV, ".lifeveil/device")
+REENCODE_INTERRUPTED = (
+    "interrupted: every z queued so far stays queued and charged once; run the same command "
+    "again to continue where it stopped"
+)
 
 
 class SequenceConflictError(LifeVeilError):
@@ -63,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_status(sub)
     _add_ledger(sub)
     _add_requeue(sub)
+    _add_reencode(sub)
 
 
 def _state_option(p: argparse.ArgumentParser) -> None:
@@ -193,6 +198,31 @@ def _add_requeue(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_requeue_conflicts)
 
 
+def _add_reencode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reencode",
+        help="make z again, with the current privatizer, from raw clips still in the vault",
+        description="Re-encode the vault clips captured from --since to --until with the current "
+        "privatizer: the new z are charged to the privacy ledger (the daily budget applies) and "
+        "queued in the outbox under the new version's space tag; `lifeveil device run` uploads "
+        "them. Nothing raw leaves the device. Resumable: a rerun continues where a run stopped "
+        "(Ctrl-C, a crash, the daily budget) and skips clips already done by this version. "
+        "Exit code 1 when the daily budget stopped it before the end.",
+    )
+    when = "YYYY-MM-DD (a UTC day) or an ISO time (UTC unless it names a zone)"
+    p.add_argument("--since", required=True, metavar="DATE", help=f"from: {when}")
+    p.add_argument("--until", metavar="DATE", help=f"to (a day: included; default now): {when}")
+    _vault_options(p, required=True)
+    _state_option(p)
+    p.add_argument("--token-file", type=Path, help="device.json the agent runs with, if elsewhere")
+    p.add_argument("--model", type=Path, help="privatizer checkpoint (default: shipped)")
+    p.add_argument("--config", type=Path, help="TOML file of DeviceConfig fields")
+    p.add_argument("--fps", type=float, help="frames per second privatized (default 2)")
+    p.add_argument("--daily-budget-bits", type=float, help="privacy budget, bits per UTC day")
+    p.add_argument("--runtime", choices=["onnx", "torch"], default="onnx", help="default onnx")
+    p.set_defaults(func=cmd_reencode)
+
+
 # -- commands -----------------------------------------------------------------------------------
 def cmd_enroll(args: argparse.Namespace) -> int:
     """``lifeveil device enroll``."""
@@ -300,6 +330,34 @@ def cmd_requeue_conflicts(args: argparse.Namespace) -> int:
             "`lifeveil device run` sends them"
         )
     return 0
+
+
+def cmd_reencode(args: argparse.Namespace) -> int:
+    """``lifeveil device reencode``."""
+    from lifeveil.device.reencode import clips_in_window, parse_window, reencode
+    from lifeveil.privatizer.loader import open_privatizer
+    from lifeveil.vault import Vault
+
+    window = parse_window(args.since, args.until, time.time())
+    config = DeviceConfig.load(args.config) if args.config else DeviceConfig()
+    config = config.replace(fps=args.fps, daily_budget_bits=args.daily_budget_bits)
+    with Vault.open(args.vault, **_vault_secret(args)) as vault:
+        clips = clips_in_window(vault, window)  # refuse an empty window before loading a model
+        privatizer = open_privatizer(args.model, args.runtime)
+        try:
+            report = reencode(
+                config,
+                privatizer=privatizer,
+                vault=vault,
+                clips=clips,
+                state=args.state,
+                token_file=args.token_file,
+                progress=lambda line: print(line, flush=True),
+            )
+        except KeyboardInterrupt:
+            print(f"lifeveil device reencode: {REENCODE_INTERRUPTED}", file=sys.stderr)
+            return 130
+    return 1 if report.budget_stop else 0
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
