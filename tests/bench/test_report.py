@@ -27,6 +27,13 @@ def test_committed_results_render_again(folder: Path, tmp_path: Path, capsys) ->
     assert "| raw-teacher |" in summary
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
+    jobs = read_results(out / "results.json")["jobs"]
+    if any("ledger_orl" in job["metrics"].get("pl", {}) for job in jobs):
+        assert "## Ledger bound vs accumulation attack" in summary
+        assert "| msr[ckpt=default,mode=mean] | fsq-code | 148.6 | 1.000 / " in summary
+        assert "<h2 id='ledger'>" in html
+    else:  # results from before the ledger attack render without its table
+        assert "Ledger bound" not in summary
     assert "report.html" in capsys.readouterr().out
 
 
