@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from lifeveil.server.pg_store import PostgresStore
+from lifeveil.server.sqlite_store import SQLiteStore
+from lifeveil.server.store import ZStore
+
 from .pg_embedded import SKIP_REASON, EmbeddedPostgres, start_embedded_postgres
-from .server_helpers import World, make_world
+from .server_helpers import STORE_Z_DIM, Backend, World, make_world
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,3 +46,21 @@ def embedded_postgres() -> Iterator[EmbeddedPostgres]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each store backend on a fresh database (the store suites run on both)."""
+    if request.param == "sqlite":
+        path = tmp_path / "z.db"
+        return Backend("sqlite", lambda z_dim=STORE_Z_DIM: SQLiteStore(path, z_dim=z_dim))
+    dsn = request.getfixturevalue("embedded_postgres").new_database()
+    return Backend("postgresql", lambda z_dim=STORE_Z_DIM: PostgresStore(dsn, z_dim=z_dim))
+
+
+@pytest.fixture
+def store(backend: Backend) -> Iterator[ZStore]:
+    """An open store of ``backend``, closed after the test."""
+    s = backend.open()
+    yield s
+    s.close()

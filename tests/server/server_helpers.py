@@ -25,6 +25,15 @@ from lifeveil.transport.protocol import NONCE_HEADER, TIMESTAMP_HEADER
 from lifeveil.transport.record import ZRecord
 
 Z_DIM = 16
+STORE_Z_DIM = 8  # the store suites' z (the ``backend`` and ``store`` fixtures)
+
+
+@dataclass
+class Backend:
+    """A store backend under test; ``open(z_dim)`` opens a new store on the same database."""
+
+    name: str
+    open: Callable[..., ZStore]
 
 
 @dataclass

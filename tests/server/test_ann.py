@@ -52,7 +52,9 @@ def test_index_answers_like_the_exact_scan_within_the_tenant(tmp_path: Path):
     store.put_records(b, _records(0, 300, seed=7))
     queries = np.stack([r.z for r in _records(0, 30, seed=99)])
     store.knn(a.tenant_id, queries[0], 10)  # the first query starts the build
-    assert store._ann.wait_ready(a.tenant_id, 60) and store._ann.wait_ready(b.tenant_id, 60)
+    assert store._ann.wait_ready((a.tenant_id, 0), 60) and store._ann.wait_ready(
+        (b.tenant_id, 0), 60
+    )
     assert _recall(store, a.tenant_id, queries) >= 0.95
     hits = store.knn(a.tenant_id, queries[0], 10)
     exact = {h.seq: h.score for h in ZStore.knn(store, a.tenant_id, queries[0], 10)}
@@ -69,13 +71,13 @@ def test_new_records_are_found_at_once_and_absorbed_later(tmp_path: Path):
     store = _open(tmp_path / "z.db")
     dev = _device(store, "a")
     store.put_records(dev, _records(0, 500))
-    store._ann.wait_ready(dev.tenant_id, 60)
+    store._ann.wait_ready((dev.tenant_id, 0), 60)
     late = _records(500, 5000)
     store.put_records(dev, late)
     hit = store.knn(dev.tenant_id, late[-1].z, 1)[0]
     assert hit.seq == late[-1].seq and hit.score == pytest.approx(1.0)
     store._ann.wait_idle()
-    assert store._ann._indexes[dev.tenant_id].n_pending < 5000
+    assert store._ann._indexes[(dev.tenant_id, 0)].n_pending < 5000
     store.close()
 
 
@@ -84,7 +86,7 @@ def test_saved_index_is_reloaded_caught_up_or_rebuilt(tmp_path: Path, monkeypatc
     store = _open(path)
     dev = _device(store, "a")
     store.put_records(dev, _records(0, 800))
-    store._ann.wait_ready(dev.tenant_id, 60)
+    store._ann.wait_ready((dev.tenant_id, 0), 60)
     store.close()
 
     def no_rebuild(z_dim: int):
@@ -94,13 +96,13 @@ def test_saved_index_is_reloaded_caught_up_or_rebuilt(tmp_path: Path, monkeypatc
         m.setattr(ann_index, "new_hnsw", no_rebuild)
         store = _open(path)
         store.put_records(dev, _records(800, 50))  # behind: caught up from the database
-        assert store._ann.wait_ready(dev.tenant_id, 60)
-        assert len(store._ann._indexes[dev.tenant_id]) == 850
+        assert store._ann.wait_ready((dev.tenant_id, 0), 60)
+        assert len(store._ann._indexes[(dev.tenant_id, 0)]) == 850
         store.close()
 
     (path.parent / "z.db.ann" / "tenant-1.json").write_text("{not json")  # corrupt: rebuilt
     store = _open(path)
-    assert store._ann.wait_ready(dev.tenant_id, 60)
+    assert store._ann.wait_ready((dev.tenant_id, 0), 60)
     assert _recall(store, dev.tenant_id, np.stack([r.z for r in _records(0, 10, 5)])) >= 0.95
     store.close()
 
@@ -111,8 +113,37 @@ def test_small_tenants_and_disabled_index_use_the_exact_scan(tmp_path: Path):
     store.put_records(dev, _records(0, 100))
     store.knn(dev.tenant_id, _records(0, 1)[0].z, 5)
     store._ann.wait_idle()
-    assert store._ann.knn(dev.tenant_id, _records(0, 1)[0].z, 5) is None  # below the minimum
+    assert store._ann.knn((dev.tenant_id, 0), _records(0, 1)[0].z, 5) is None  # below the minimum
     store.close()
     off = SQLiteStore(tmp_path / "z.db", z_dim=D, ann_min_records=0)
     assert not off._ann.enabled and len(off.knn(dev.tenant_id, _records(0, 1)[0].z, 5)) == 5
     off.close()
+
+
+def test_index_is_scoped_per_space(tmp_path: Path):
+    """One index per (tenant, space): k-NN in a space never returns a row of another, keeps
+    its recall, and the indexes of spaces other than 0 are saved under their own names."""
+    from lifeveil.transport.record import space_tag
+
+    store = _open(tmp_path / "z.db")
+    dev = _device(store, "a")
+    old, new = "1111aaaabbbbcccc", "2222aaaabbbbcccc"
+    for version in (old, new):
+        store.register_space(dev.tenant_id, version, D)
+    t_old, t_new = space_tag(old), space_tag(new)
+    same = _records(0, 1200)  # identical z in both spaces: a mixed answer would show
+    store.put_records(dev, [ZRecord(r.seq, r.timestamp_us, r.z, space=t_old) for r in same])
+    store.put_records(dev, [ZRecord(r.seq + 10**6, 1, r.z, space=t_new) for r in same[:900]])
+    queries = np.stack([r.z for r in _records(0, 20, seed=99)])
+    for space, seqs in ((t_old, range(1200)), (t_new, range(10**6, 10**6 + 900))):
+        store.prepare_knn(dev.tenant_id, 60, space=space)
+        found = 0
+        for q in queries:
+            hits = store.knn(dev.tenant_id, q, 10, space=space)
+            assert {h.seq for h in hits} <= set(seqs)
+            exact = ZStore.knn(store, dev.tenant_id, q, 10, space=space)
+            found += len(set(_keys(hits)) & set(_keys(exact)))
+        assert found / (10 * len(queries)) >= 0.95
+    assert store._ann.knn((dev.tenant_id, t_new), queries[0], 5) is not None  # the index ran
+    store.close()
+    assert (tmp_path / f"z.db.ann/tenant-{dev.tenant_id}-space-{t_new}.usearch").exists()

@@ -4,8 +4,7 @@ a real embedded server (see ``pg_embedded``): idempotent ingest, isolation, reop
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,41 +13,17 @@ import pytest
 from lifeveil.errors import AuthError, InputError, NameTakenError, ShapeError, UnknownNameError
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.heads import LinearHead
-from lifeveil.server.pg_store import PostgresStore
 from lifeveil.server.sqlite_store import SQLiteStore
 from lifeveil.server.store import ZStore, create_store, list_stores
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import ZRecord
 
-D = 8
+from .server_helpers import STORE_Z_DIM as D
+from .server_helpers import Backend
 
 
 def _z(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(D).astype(np.float32)
-
-
-@dataclass
-class Backend:
-    """A store backend under test; ``open(z_dim)`` opens a new store on the same database."""
-
-    name: str
-    open: Callable[..., ZStore]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        path = tmp_path / "z.db"
-        return Backend("sqlite", lambda z_dim=D: SQLiteStore(path, z_dim=z_dim))
-    dsn = request.getfixturevalue("embedded_postgres").new_database()
-    return Backend("postgresql", lambda z_dim=D: PostgresStore(dsn, z_dim=z_dim))
-
-
-@pytest.fixture
-def store(backend: Backend) -> Iterator[ZStore]:
-    s = backend.open()
-    yield s
-    s.close()
 
 
 @pytest.fixture

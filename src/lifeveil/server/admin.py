@@ -7,6 +7,7 @@ store directly; remote administration uses the admin token and ``/v1/admin/*``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -209,13 +210,21 @@ def create_tenant(
 
 
 def train_head(
-    store: ZStore, tenant: Tenant, name: str, keys: list[tuple[str, int]], labels: list[str]
+    store: ZStore,
+    tenant: Tenant,
+    name: str,
+    keys: list[tuple[str, int]],
+    labels: list[str],
+    *,
+    space: int | None = None,
 ) -> LinearHead:
-    """Train head ``name`` on this tenant's stored records ``(device, seq)`` and save it."""
+    """Train head ``name`` on this tenant's stored records ``(device, seq)`` of ``space``
+    (default: the tenant's default space) and save it as a head of that space."""
     if len(keys) > MAX_TRAINING_EXAMPLES:
         raise InputError(f"{len(keys)} examples; at most {MAX_TRAINING_EXAMPLES} per head")
-    batch = store.get_records(tenant.id, keys)
-    return _fit_and_save(store, tenant, name, batch.z, labels)
+    space = store.default_space(tenant.id) if space is None else space
+    batch = store.get_records(tenant.id, keys, space=space)
+    return _fit_and_save(store, tenant, name, batch.z, labels, space)
 
 
 def train_head_from_csv(store: ZStore, tenant: Tenant, name: str, path: Path) -> LinearHead:
@@ -246,9 +255,16 @@ def train_head_from_csv(store: ZStore, tenant: Tenant, name: str, path: Path) ->
 
 
 def _fit_and_save(
-    store: ZStore, tenant: Tenant, name: str, z: np.ndarray, labels: list[str]
+    store: ZStore,
+    tenant: Tenant,
+    name: str,
+    z: np.ndarray,
+    labels: list[str],
+    space: int | None = None,
 ) -> LinearHead:
     head = train_linear_head(check_name("head", name), z, labels)
+    space = store.default_space(tenant.id) if space is None else space
+    head = dataclasses.replace(head, space=space)
     store.put_head(tenant.id, head)
     return head
 

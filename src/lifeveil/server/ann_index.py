@@ -153,14 +153,14 @@ class TenantAnnIndex:
             self.dirty = True
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, folder: Path, tenant_id: int) -> None:
-        """Write the graph and its keys (not the tail) atomically into ``folder``."""
+    def save(self, folder: Path, stem: str) -> None:
+        """Write the graph and its keys (not the tail) atomically as ``folder/stem.*``."""
         with self._lock:
             graph, keys = self._graph, self._keys
         if graph is None:
             return
         folder.mkdir(parents=True, exist_ok=True)
-        base = folder / f"tenant-{tenant_id}"
+        base = folder / stem
         _replace(base.with_suffix(".usearch"), graph.save)
         _replace(base.with_suffix(".keys.npy"), lambda p: _save_npy(p, keys))
         meta = {"format": FORMAT_VERSION, "z_dim": self.z_dim, "n": len(keys), "lib": "usearch"}
@@ -168,11 +168,12 @@ class TenantAnnIndex:
         self.dirty = False
 
     @classmethod
-    def load(cls, folder: Path, tenant_id: int, z_dim: int) -> TenantAnnIndex | None:
-        """The saved index of this tenant, or None if missing, unreadable or of another shape."""
+    def load(cls, folder: Path, stem: str, z_dim: int) -> TenantAnnIndex | None:
+        """The index saved as ``folder/stem.*``, or None if missing, unreadable or of another
+        shape."""
         from usearch.index import Index
 
-        base = folder / f"tenant-{tenant_id}"
+        base = folder / stem
         try:
             meta = json.loads(base.with_suffix(".json").read_text())
             keys = np.load(base.with_suffix(".keys.npy"), allow_pickle=False)

@@ -1,6 +1,8 @@
-"""k-NN for a store without a vector index of its own (the SQLite store): HNSW per tenant.
+"""k-NN for a store without a vector index of its own (the SQLite store): HNSW per tenant and
+representation space.
 
-A tenant's index is built (or loaded from ``DATA_DIR/lifeveil.db.ann/`` and brought up to
+Indexes are per *scope*, ``(tenant_id, space)``: z of different spaces are never in one graph,
+so a k-NN answer never mixes them. A scope's index is built (or loaded from ``DATA_DIR/lifeveil.db.ann/`` and brought up to
 date) by a background worker the first time the tenant is queried; until it is ready, and
 for tenants with fewer than ``min_records`` records, :meth:`AnnSearch.knn` returns None and
 the store answers with its exact scan. Candidates from the index are re-ranked exactly on the
@@ -32,17 +34,29 @@ log = logging.getLogger(__name__)
 CANDIDATES_MIN, CANDIDATES_PER_K, DEVICE_OVERSAMPLE = 100, 4, 8
 
 
+#: Which index: ``(tenant_id, space tag)``.
+Scope = tuple[int, int]
+
+
 class VectorSource(Protocol):
     """What :class:`AnnSearch` reads from the store it serves."""
 
-    def tenant_vectors(self, tenant_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keys ``(n, 2)`` (device_id, seq) and float32 z ``(n, d)`` of every record."""
+    def tenant_vectors(self, scope: Scope) -> tuple[np.ndarray, np.ndarray]:
+        """Keys ``(n, 2)`` (device_id, seq) and float32 z ``(n, d)`` of every record of the
+        scope's tenant and space."""
         ...
 
-    def records_by_keys(self, tenant_id: int, keys: np.ndarray) -> list[tuple]:
-        """Rows ``(device name, seq, timestamp_us, z float32 (d,), device_id)`` of this
-        tenant's records among ``keys`` (others are ignored)."""
+    def records_by_keys(self, scope: Scope, keys: np.ndarray) -> list[tuple]:
+        """Rows ``(device name, seq, timestamp_us, z float32 (d,), device_id)`` of the
+        scope's records among ``keys`` (others are ignored)."""
         ...
+
+
+def index_stem(scope: Scope) -> str:
+    """File name (without suffix) of a scope's saved index; space 0 keeps the name indexes
+    had before spaces existed, so they still load."""
+    tenant_id, space = scope
+    return f"tenant-{tenant_id}" if space == 0 else f"tenant-{tenant_id}-space-{space}"
 
 
 def key_rows(keys: np.ndarray) -> np.ndarray:
@@ -57,32 +71,32 @@ class AnnSearch:
         self.folder, self.z_dim, self.min_records = folder, z_dim, min_records
         self.enabled = min_records > 0 and ann_available()
         self._source = source
-        self._indexes: dict[int, TenantAnnIndex] = {}
-        self._ready: set[int] = set()
+        self._indexes: dict[Scope, TenantAnnIndex] = {}
+        self._ready: set[Scope] = set()
         self._lock = threading.Lock()
-        self._tasks: queue.Queue[tuple[str, int] | None] = queue.Queue()
-        self._queued: set[tuple[str, int]] = set()
+        self._tasks: queue.Queue[tuple[str, Scope] | None] = queue.Queue()
+        self._queued: set[tuple[str, Scope]] = set()
         self._queue_lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
     # -- ingest and queries ----------------------------------------------------------------------
-    def on_stored(self, tenant_id: int, keys: np.ndarray, z: np.ndarray) -> None:
+    def on_stored(self, scope: Scope, keys: np.ndarray, z: np.ndarray) -> None:
         """Records just committed: visible to the next query (tail), indexed later."""
-        index = self._indexes.get(tenant_id)
+        index = self._indexes.get(scope)
         if index is None or not len(keys):
             return
         index.append(keys, z)
-        if tenant_id in self._ready and index.wants_absorb():
-            self._schedule("absorb", tenant_id)
+        if scope in self._ready and index.wants_absorb():
+            self._schedule("absorb", scope)
 
     def knn(
-        self, tenant_id: int, query: np.ndarray, k: int, device_id: int | None = None
+        self, scope: Scope, query: np.ndarray, k: int, device_id: int | None = None
     ) -> list[NeighborHit] | None:
         """The ``k`` nearest records, or None where the exact scan should answer instead."""
         if not self.enabled or k <= 0:
             return None
-        index = self._index_for(tenant_id)
-        if tenant_id not in self._ready or len(index) < self.min_records:
+        index = self._index_for(scope)
+        if scope not in self._ready or len(index) < self.min_records:
             return None
         count = max(CANDIDATES_MIN, CANDIDATES_PER_K * k)
         if device_id is not None:
@@ -92,34 +106,34 @@ class AnnSearch:
         keys = index.candidates(query, count)
         if device_id is not None:
             keys = keys[keys[:, 0] == device_id]
-        rows = self._source.records_by_keys(tenant_id, keys)
+        rows = self._source.records_by_keys(scope, keys)
         if len(rows) < k and device_id is not None:
             return None  # a small device among many: its exact scan is cheap and complete
         return rerank(rows, query, k, self.z_dim)
 
-    def wait_ready(self, tenant_id: int, timeout_s: float = 600.0) -> bool:
+    def wait_ready(self, scope: Scope, timeout_s: float = 600.0) -> bool:
         """Start building this tenant's index if needed and wait for it; True once usable."""
-        self._index_for(tenant_id)
+        self._index_for(scope)
         deadline = time.monotonic() + timeout_s
-        while tenant_id not in self._ready and time.monotonic() < deadline:
+        while scope not in self._ready and time.monotonic() < deadline:
             time.sleep(0.02)
-        return tenant_id in self._ready
+        return scope in self._ready
 
     def wait_idle(self) -> None:
         """Wait until every queued build and absorb has finished (for tests, benchmarks)."""
         self._tasks.join()
 
-    def _index_for(self, tenant_id: int) -> TenantAnnIndex:
+    def _index_for(self, scope: Scope) -> TenantAnnIndex:
         with self._lock:
-            index = self._indexes.get(tenant_id)
+            index = self._indexes.get(scope)
             if index is None:
-                index = self._indexes[tenant_id] = TenantAnnIndex(self.z_dim)
-                self._schedule("build", tenant_id)
+                index = self._indexes[scope] = TenantAnnIndex(self.z_dim)
+                self._schedule("build", scope)
         return index
 
     # -- the worker ---------------------------------------------------------------------------
-    def _schedule(self, task: str, tenant_id: int) -> None:
-        item = (task, tenant_id)
+    def _schedule(self, task: str, scope: Scope) -> None:
+        item = (task, scope)
         with self._queue_lock:
             if item in self._queued:
                 return
@@ -137,21 +151,21 @@ class AnnSearch:
                     return
                 with self._queue_lock:
                     self._queued.discard(item)
-                task, tenant_id = item
+                task, scope = item
                 if task == "build":
-                    self._build(tenant_id)
+                    self._build(scope)
                 else:
-                    self._indexes[tenant_id].absorb()
+                    self._indexes[scope].absorb()
             except Exception:  # a broken index must not take k-NN down: exact scans go on
                 log.exception("k-NN index task %s failed; queries use the exact scan", item)
             finally:
                 self._tasks.task_done()
 
-    def _build(self, tenant_id: int) -> None:
+    def _build(self, scope: Scope) -> None:
         """Load the saved index, add what it lacks from the database, or build it anew."""
-        index = self._indexes[tenant_id]
-        keys, z = self._source.tenant_vectors(tenant_id)
-        saved = TenantAnnIndex.load(self.folder, tenant_id, self.z_dim)
+        index = self._indexes[scope]
+        keys, z = self._source.tenant_vectors(scope)
+        saved = TenantAnnIndex.load(self.folder, index_stem(scope), self.z_dim)
         missing = np.ones(len(keys), dtype=bool)
         if saved is not None:
             saved_keys = saved.indexed_keys()
@@ -159,21 +173,21 @@ class AnnSearch:
                 index.adopt(saved)
                 missing = ~np.isin(key_rows(keys), key_rows(saved_keys))
             else:
-                log.warning("k-NN index of tenant %d is stale; rebuilding it", tenant_id)
+                log.warning("k-NN index %s is stale; rebuilding it", scope)
         index.append(keys[missing], z[missing])
         index.absorb(threads=os.cpu_count() or 1)  # a first build may use every core
         if index.dirty:
-            index.save(self.folder, tenant_id)
-        self._ready.add(tenant_id)
+            index.save(self.folder, index_stem(scope))
+        self._ready.add(scope)
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Stop the worker (after its current task) and save every changed index."""
         if self._worker is not None:
             self._tasks.put(None)
             self._worker.join(timeout_s)
-        for tenant_id, index in list(self._indexes.items()):
-            if index.dirty and tenant_id in self._ready:
-                index.save(self.folder, tenant_id)
+        for scope, index in list(self._indexes.items()):
+            if index.dirty and scope in self._ready:
+                index.save(self.folder, index_stem(scope))
 
 
 def rerank(rows: Sequence[tuple], query: np.ndarray, k: int, z_dim: int) -> list[NeighborHit]:

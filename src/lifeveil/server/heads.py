@@ -28,6 +28,8 @@ class LinearHead:
         intercept: float32 array of shape ``(C,)``.
         n_train: number of labelled z it was trained on.
         metrics: e.g. ``{"train_accuracy": 0.97, "n_per_class": {...}}``.
+        space: wire tag of the representation space it was trained in (0: undeclared); it
+            applies only to z of that space.
     """
 
     name: str
@@ -36,6 +38,7 @@ class LinearHead:
     intercept: np.ndarray
     n_train: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
+    space: int = 0
 
     @property
     def z_dim(self) -> int:

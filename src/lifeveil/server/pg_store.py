@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,10 +44,12 @@ from lifeveil.server.store import (
     register_store,
     stored_z,
 )
+from lifeveil.server.store_spaces_sql import SQLSpaces
 from lifeveil.transport.frame import AckStatus
-from lifeveil.transport.record import ZRecord
+from lifeveil.transport.record import NO_SPACE, ZRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _RECORD_SELECT = (
     "SELECT p.name, r.seq, r.timestamp_us, r.z, r.device_id FROM lifeveil_z_records r "
@@ -61,7 +63,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
+class PostgresStore(PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
     """:class:`ZStore` in a PostgreSQL database with the pgvector extension.
 
     Args:
@@ -70,6 +72,8 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
         z_dim: dimension of stored z; must match the dimension the database was created with.
         pool_size: most connections held open at once.
     """
+
+    _PARAM, _TABLE_PREFIX = "%s", "lifeveil_"
 
     def __init__(self, dsn: str, z_dim: int, pool_size: int = 4) -> None:
         self.z_dim = z_dim
@@ -142,6 +146,16 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
 
         return self._pool.run(work)
 
+    # SQLSpaces on PostgreSQL: z are pgvector vectors (numpy arrays both ways).
+    def _in_transaction(self, work: Callable[[Any], T]) -> T:
+        return self._pool.run(work)
+
+    def _z_param(self, z: np.ndarray) -> object:
+        return np.ascontiguousarray(z, dtype=np.float32)
+
+    def _z_array(self, value: object) -> np.ndarray:
+        return np.asarray(value, dtype=np.float32)
+
     # -- records --------------------------------------------------------------------------
     def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
         [result] = self.put_records_many([(device, records)])
@@ -192,69 +206,79 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
             raise AuthError(
                 f"device {device.name!r} was revoked or its token expired; nothing stored"
             )
-        first: dict[int, int] = {}
+        known = _known_spaces(conn, device)
+        statuses: list[AckStatus] = [AckStatus.UNKNOWN_SPACE] * len(records)
+        first: dict[tuple[int, int], int] = {}
         for i, record in enumerate(records):
-            first.setdefault(int(record.seq), i)
+            if int(record.space) in known:
+                first.setdefault((int(record.space), int(record.seq)), i)
         stored = self._insert(conn, device, [(records[i], zs[i]) for i in first.values()], now)
-        existing = self._existing(conn, device.id, [s for s in first if s not in stored])
-        statuses = []
+        existing = self._existing(conn, device.id, [k for k in first if k not in stored])
         for i, record in enumerate(records):
-            seq = int(record.seq)
-            if seq in stored and first[seq] == i:
-                statuses.append(AckStatus.STORED)
+            key = (int(record.space), int(record.seq))
+            if key not in first:
+                continue
+            if key in stored and first[key] == i:
+                statuses[i] = AckStatus.STORED
                 continue
             ts, z = (
-                existing[seq]
-                if seq in existing
-                else (records[first[seq]].timestamp_us, zs[first[seq]])
+                existing[key]
+                if key in existing
+                else (records[first[key]].timestamp_us, zs[first[key]])
             )
             same = int(ts) == int(record.timestamp_us) and z.tobytes() == zs[i].tobytes()
-            statuses.append(AckStatus.DUPLICATE if same else AckStatus.CONFLICT)
+            statuses[i] = AckStatus.DUPLICATE if same else AckStatus.CONFLICT
         return statuses
 
     def _insert(
         self, conn: Any, device: Principal, rows: list[tuple[ZRecord, np.ndarray]], now: int
-    ) -> set[int]:
-        """COPY the rows into a staging table, then insert the new ones; returns their seqs."""
+    ) -> set[tuple[int, int]]:
+        """COPY the rows into a staging table, then insert the new ones; returns their
+        ``(space, seq)``."""
         if not rows:
             return set()
         conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS lifeveil_z_in (seq BIGINT, timestamp_us BIGINT, "
-            f"z vector({self.z_dim})) ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS lifeveil_z_in_v3 (space INTEGER, seq BIGINT, "
+            f"timestamp_us BIGINT, z vector({self.z_dim})) ON COMMIT DELETE ROWS"
         )
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY lifeveil_z_in (seq, timestamp_us, z) FROM STDIN (FORMAT BINARY)"
+                "COPY lifeveil_z_in_v3 (space, seq, timestamp_us, z) FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
-            copy.set_types(["int8", "int8", "vector"])
+            copy.set_types(["int4", "int8", "int8", "vector"])
             for record, z in rows:
-                copy.write_row((int(record.seq), int(record.timestamp_us), z))
+                copy.write_row((int(record.space), int(record.seq), int(record.timestamp_us), z))
         inserted = conn.execute(
-            "INSERT INTO lifeveil_z_records (device_id, seq, tenant_id, timestamp_us, received_us, z) "
-            "SELECT %s, seq, %s, timestamp_us, %s, z FROM lifeveil_z_in "
-            "ON CONFLICT (device_id, seq) DO NOTHING RETURNING seq",
+            "INSERT INTO lifeveil_z_records (device_id, space, seq, tenant_id, timestamp_us, "
+            "received_us, z) SELECT %s, space, seq, %s, timestamp_us, %s, z FROM lifeveil_z_in_v3 "
+            "ON CONFLICT (device_id, space, seq) DO NOTHING RETURNING space, seq",
             (device.id, device.tenant_id, now),
         ).fetchall()
-        conn.execute("TRUNCATE lifeveil_z_in")  # the next device of a group commit starts empty
-        return {int(r[0]) for r in inserted}
+        conn.execute("TRUNCATE lifeveil_z_in_v3")  # the next device of a group commit starts empty
+        return {(int(r[0]), int(r[1])) for r in inserted}
 
     def _existing(
-        self, conn: Any, device_id: int, seqs: list[int]
-    ) -> dict[int, tuple[int, np.ndarray]]:
-        if not seqs:
+        self, conn: Any, device_id: int, keys: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
+        if not keys:
             return {}
         rows = conn.execute(
-            "SELECT seq, timestamp_us, z FROM lifeveil_z_records "
+            "SELECT space, seq, timestamp_us, z FROM lifeveil_z_records "
             "WHERE device_id = %s AND seq = ANY(%s)",
-            (device_id, seqs),
+            (device_id, sorted({seq for _, seq in keys})),
             binary=True,
         ).fetchall()
-        return {int(s): (int(t), np.asarray(z, dtype="<f4")) for s, t, z in rows}
+        wanted = set(keys)
+        found = {(int(sp), int(s)): (int(t), np.asarray(z, dtype="<f4")) for sp, s, t, z in rows}
+        return {key: value for key, value in found.items() if key in wanted}
 
-    def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
-        sql, params = "SELECT COUNT(*) FROM lifeveil_z_records WHERE tenant_id = %s", [tenant_id]
+    def count_records(
+        self, tenant_id: int, device_id: int | None = None, *, space: int = NO_SPACE
+    ) -> int:
+        sql = "SELECT COUNT(*) FROM lifeveil_z_records WHERE tenant_id = %s AND space = %s"
+        params: list[object] = [tenant_id, space]
         if device_id is not None:
             sql, params = sql + " AND device_id = %s", [*params, device_id]
         return int(self._query(sql, params)[0][0])
@@ -267,23 +291,28 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
         t_start_us: int | None = None,
         t_end_us: int | None = None,
         limit: int | None = None,
+        space: int = NO_SPACE,
     ) -> RecordBatch:
-        where, params = _record_filter(tenant_id, device_id, t_start_us, t_end_us)
+        where, params = _record_filter(tenant_id, space, device_id, t_start_us, t_end_us)
         sql = _RECORD_SELECT + where + " ORDER BY r.timestamp_us, r.device_id, r.seq LIMIT %s"
         return self._batch(self._query(sql, [*params, limit]))
 
-    def get_records(self, tenant_id: int, keys: Sequence[tuple[str, int]]) -> RecordBatch:
+    def get_records(
+        self, tenant_id: int, keys: Sequence[tuple[str, int]], *, space: int = NO_SPACE
+    ) -> RecordBatch:
         def work(conn: Any) -> list[tuple]:
             rows = []
             for device, seq in keys:
                 row = conn.execute(
                     _RECORD_SELECT + "WHERE r.tenant_id = %s AND p.name = %s "
-                    "AND p.kind = 'device' AND r.seq = %s",
-                    (tenant_id, device, int(seq)),
+                    "AND p.kind = 'device' AND r.space = %s AND r.seq = %s",
+                    (tenant_id, device, space, int(seq)),
                     binary=True,
                 ).fetchone()
                 if row is None:
-                    raise UnknownNameError(f"no stored record (device={device!r}, seq={seq})")
+                    raise UnknownNameError(
+                        f"no stored record (device={device!r}, seq={seq}) in space {space}"
+                    )
                 rows.append(row)
             return rows
 
@@ -301,12 +330,19 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
         )
 
     def knn(
-        self, tenant_id: int, query: np.ndarray, k: int, device_id: int | None = None
+        self,
+        tenant_id: int,
+        query: np.ndarray,
+        k: int,
+        device_id: int | None = None,
+        *,
+        space: int = NO_SPACE,
     ) -> list[NeighborHit]:
-        """HNSW candidates (``max(100, 4k)``) of this tenant, re-ranked by exact cosine."""
+        """HNSW candidates (``max(100, 4k)``) of this tenant's space (the filter is applied
+        during the iterative scan), re-ranked by exact cosine."""
         if k <= 0:
             return []
-        where, params = _record_filter(tenant_id, device_id, None, None)
+        where, params = _record_filter(tenant_id, space, device_id, None, None)
         count = max(KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR * k)
         vector = np.ascontiguousarray(query, dtype=np.float32)
         rows = self._query(
@@ -327,10 +363,15 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, ZStore):
 
 
 def _record_filter(
-    tenant_id: int, device_id: int | None, t_start_us: int | None, t_end_us: int | None
+    tenant_id: int,
+    space: int,
+    device_id: int | None,
+    t_start_us: int | None,
+    t_end_us: int | None,
 ) -> tuple[str, list[object]]:
-    """``WHERE`` clause and parameters: always the tenant, then the optional filters."""
-    clauses, params = ["r.tenant_id = %s"], [tenant_id]
+    """``WHERE`` clause and parameters: always the tenant and space, then the optional
+    filters."""
+    clauses, params = ["r.tenant_id = %s", "r.space = %s"], [tenant_id, space]
     for clause, value in (
         ("r.device_id = %s", device_id),
         ("r.timestamp_us >= %s", t_start_us),
@@ -340,6 +381,14 @@ def _record_filter(
             clauses.append(clause)
             params.append(value)
     return "WHERE " + " AND ".join(clauses), params
+
+
+def _known_spaces(conn: Any, device: Principal) -> set[int]:
+    """Tags a device of this tenant may upload z of: its registered spaces, and 0."""
+    rows = conn.execute(
+        "SELECT tag FROM lifeveil_spaces WHERE tenant_id = %s", (device.tenant_id,)
+    ).fetchall()
+    return {NO_SPACE, *(int(r[0]) for r in rows)}
 
 
 def _binary_z_loader(psycopg: Any) -> type:

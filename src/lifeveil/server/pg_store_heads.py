@@ -15,7 +15,7 @@ from lifeveil.server.heads import LinearHead
 from lifeveil.server.pg_store_pool import ConnectionPool
 from lifeveil.server.pg_store_schema import TABLES
 
-_HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics FROM lifeveil_heads"
+_HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics, space FROM lifeveil_heads"
 
 
 def _now_us() -> int:
@@ -38,8 +38,8 @@ class PostgresHeads:
             )
         self._write(
             "INSERT INTO lifeveil_heads (tenant_id, name, classes, coef, intercept, n_train, "
-            "metrics, created_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (tenant_id, name) DO UPDATE SET classes = EXCLUDED.classes, "
+            "metrics, created_us, space) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (tenant_id, space, name) DO UPDATE SET classes = EXCLUDED.classes, "
             "coef = EXCLUDED.coef, intercept = EXCLUDED.intercept, n_train = EXCLUDED.n_train, "
             "metrics = EXCLUDED.metrics, created_us = EXCLUDED.created_us",
             (
@@ -51,21 +51,29 @@ class PostgresHeads:
                 head.n_train,
                 json.dumps(head.metrics, sort_keys=True),
                 _now_us(),
+                head.space,
             ),
         )
 
-    def get_head(self, tenant_id: int, name: str) -> LinearHead | None:
-        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = %s AND name = %s", (tenant_id, name))
+    def get_head(self, tenant_id: int, name: str, *, space: int = 0) -> LinearHead | None:
+        rows = self._query(
+            _HEAD_SELECT + " WHERE tenant_id = %s AND space = %s AND name = %s",
+            (tenant_id, space, name),
+        )
         return self._head(rows[0]) if rows else None
 
-    def list_heads(self, tenant_id: int) -> list[LinearHead]:
+    def list_heads(self, tenant_id: int, *, space: int | None = None) -> list[LinearHead]:
+        where, params = (
+            ("", (tenant_id,)) if space is None else (" AND space = %s", (tenant_id, space))
+        )
         rows = self._query(
-            _HEAD_SELECT + ' WHERE tenant_id = %s ORDER BY name COLLATE "C"', (tenant_id,)
+            _HEAD_SELECT + f' WHERE tenant_id = %s{where} ORDER BY name COLLATE "C", space',
+            params,
         )
         return [self._head(row) for row in rows]
 
     def _head(self, row: tuple) -> LinearHead:
-        name, classes_json, coef, intercept, n_train, metrics = row
+        name, classes_json, coef, intercept, n_train, metrics, space = row
         classes = tuple(json.loads(classes_json))
         return LinearHead(
             name=name,
@@ -74,6 +82,7 @@ class PostgresHeads:
             intercept=np.frombuffer(bytes(intercept), dtype="<f4").copy(),
             n_train=int(n_train),
             metrics=json.loads(metrics),
+            space=int(space),
         )
 
     def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:

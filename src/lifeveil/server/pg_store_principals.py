@@ -132,7 +132,8 @@ class PostgresPrincipals:
 
     def list_devices(self, tenant_id: int) -> list[DeviceInfo]:
         rows = self._query(
-            "SELECT p.name, (SELECT COUNT(*) FROM lifeveil_z_records r WHERE r.device_id = p.id), "
+            "SELECT p.name, (SELECT COUNT(*) FROM lifeveil_z_records r WHERE r.device_id = p.id "
+            "AND r.origin IS NULL), "
             "p.created_us, p.last_seen_us FROM lifeveil_principals p WHERE p.kind = 'device' "
             'AND p.tenant_id = %s AND NOT p.revoked ORDER BY p.name COLLATE "C"',
             (tenant_id,),

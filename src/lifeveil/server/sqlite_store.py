@@ -14,17 +14,18 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from lifeveil.errors import AuthError, InputError, NameTakenError, ShapeError, UnknownNameError
+from lifeveil.errors import InputError, NameTakenError, UnknownNameError
 from lifeveil.io import private_dir, private_file
 from lifeveil.server.ann_search import AnnSearch
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.sqlite_store_ann import SQLiteAnn
 from lifeveil.server.sqlite_store_heads import SQLiteHeads
+from lifeveil.server.sqlite_store_records import ACTIVE_PRINCIPAL as _ACTIVE
+from lifeveil.server.sqlite_store_records import SQLiteRecords
 from lifeveil.server.sqlite_store_schema import (
     AUDIT_SCHEMA,
     MIGRATE_1_TO_2,
+    MIGRATE_2_TO_3,
     SCHEMA,
     check_meta,
     stored_version,
@@ -34,31 +35,24 @@ from lifeveil.server.store import (
     DeviceInfo,
     Principal,
     PrincipalKind,
-    PutResult,
-    RecordBatch,
-    RecordsOf,
     Tenant,
     TokenInfo,
     ZStore,
     principal_scopes,
     register_store,
-    stored_z,
 )
-from lifeveil.transport.frame import AckStatus
-from lifeveil.transport.record import ZRecord
 
 _PRINCIPAL_SELECT = (
     "SELECT p.id, p.kind, p.name, p.tenant_id, t.name, p.scopes FROM principals p "
     "LEFT JOIN tenants t ON t.id = p.tenant_id "
 )
-_ACTIVE = "p.revoked = 0 AND (p.expires_us IS NULL OR p.expires_us > ?)"
 
 
 def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
+class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
     """:class:`ZStore` in one SQLite database file (WAL journal).
 
     Args:
@@ -113,8 +107,9 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
         self._conn.execute("PRAGMA busy_timeout=10000")
         with self._lock:
             version = stored_version(self._conn)
-            if version == 1:
-                self._conn.executescript("BEGIN IMMEDIATE;\n" + MIGRATE_1_TO_2 + "COMMIT;")
+            for old, script in ((1, MIGRATE_1_TO_2), (2, MIGRATE_2_TO_3)):
+                if version is not None and version <= old:
+                    self._conn.executescript("BEGIN IMMEDIATE;\n" + script + "COMMIT;")
             self._conn.executescript("BEGIN IMMEDIATE;\n" + SCHEMA + AUDIT_SCHEMA + "\nCOMMIT;")
         with self._transaction() as db:
             check_meta(db, self.path, self.z_dim)
@@ -230,7 +225,8 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
 
     def list_devices(self, tenant_id: int) -> list[DeviceInfo]:
         rows = self._query(
-            "SELECT p.name, (SELECT COUNT(*) FROM z_records r WHERE r.device_id = p.id), "
+            "SELECT p.name, (SELECT COUNT(*) FROM z_records r WHERE r.device_id = p.id "
+            "AND r.origin IS NULL), "
             "p.created_us, p.last_seen_us FROM principals p "
             "WHERE p.kind = 'device' AND p.tenant_id = ? AND p.revoked = 0 ORDER BY p.name",
             (tenant_id,),
@@ -243,129 +239,6 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, ZStore):
                 "UPDATE principals SET revoked = 1, revoked_us = ? WHERE id = ? AND revoked = 0",
                 (_now_us(), principal_id),
             )
-
-    # -- records --------------------------------------------------------------------------
-    def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
-        [result] = self.put_records_many([(device, records)])
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def put_records_many(self, batches: Sequence[RecordsOf]) -> list[PutResult]:
-        """Several devices' records in one transaction (one fsync): a group commit."""
-        now = _now_us()
-        results: list[PutResult] = []
-        stored: list[tuple[int, int, int, np.ndarray]] = []
-        with self._transaction() as db:
-            for device, records in batches:
-                results.append(self._put_device(db, device, records, now, stored))
-        for tenant_id in {s[0] for s in stored}:
-            self._ann_stored(tenant_id, [s[1:] for s in stored if s[0] == tenant_id])
-        return results
-
-    def _put_device(
-        self,
-        db: sqlite3.Connection,
-        device: Principal,
-        records: Sequence[ZRecord],
-        now: int,
-        stored: list[tuple[int, int, int, np.ndarray]],
-    ) -> PutResult:
-        if device.kind != "device" or device.tenant_id is None:
-            return InputError(f"only devices store records, not a {device.kind}")
-        try:
-            blobs = [stored_z(record.z, self.z_dim).tobytes() for record in records]
-        except ShapeError as exc:
-            return exc
-        active = db.execute(
-            "SELECT 1 FROM principals p WHERE p.id = ? AND " + _ACTIVE, (device.id, now)
-        ).fetchone()
-        if not active:
-            return AuthError(
-                f"device {device.name!r} was revoked or its token expired; nothing stored"
-            )
-        statuses = []
-        for record, blob in zip(records, blobs, strict=True):
-            statuses.append(self._put_one(db, device, record, blob, now))
-            if statuses[-1] is AckStatus.STORED:
-                stored.append((device.tenant_id, device.id, int(record.seq), record.z))
-        db.execute("UPDATE principals SET last_seen_us = ? WHERE id = ?", (now, device.id))
-        return statuses
-
-    def _put_one(
-        self, db: sqlite3.Connection, device: Principal, record: ZRecord, blob: bytes, now: int
-    ) -> AckStatus:
-        cur = db.execute(
-            "INSERT INTO z_records (device_id, seq, tenant_id, timestamp_us, z, received_us) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING",
-            (device.id, int(record.seq), device.tenant_id, int(record.timestamp_us), blob, now),
-        )
-        if cur.rowcount == 1:
-            return AckStatus.STORED
-        existing = db.execute(
-            "SELECT timestamp_us, z FROM z_records WHERE device_id = ? AND seq = ?",
-            (device.id, int(record.seq)),
-        ).fetchone()
-        same = existing == (int(record.timestamp_us), blob)
-        return AckStatus.DUPLICATE if same else AckStatus.CONFLICT
-
-    def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
-        sql, params = "SELECT COUNT(*) FROM z_records WHERE tenant_id = ?", [tenant_id]
-        if device_id is not None:
-            sql, params = sql + " AND device_id = ?", [*params, device_id]
-        return int(self._query(sql, params)[0][0])
-
-    def load_records(
-        self,
-        tenant_id: int,
-        *,
-        device_id: int | None = None,
-        t_start_us: int | None = None,
-        t_end_us: int | None = None,
-        limit: int | None = None,
-    ) -> RecordBatch:
-        clauses, params = ["r.tenant_id = ?"], [tenant_id]
-        for clause, value in (
-            ("r.device_id = ?", device_id),
-            ("r.timestamp_us >= ?", t_start_us),
-            ("r.timestamp_us <= ?", t_end_us),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        sql = (
-            "SELECT p.name, r.seq, r.timestamp_us, r.z FROM z_records r "
-            "JOIN principals p ON p.id = r.device_id WHERE "
-            + " AND ".join(clauses)
-            + " ORDER BY r.timestamp_us, r.device_id, r.seq"
-        )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return self._batch(self._query(sql, params))
-
-    def get_records(self, tenant_id: int, keys: Sequence[tuple[str, int]]) -> RecordBatch:
-        rows = []
-        with self._read_lock:
-            for device, seq in keys:
-                row = self._read_conn.execute(
-                    "SELECT p.name, r.seq, r.timestamp_us, r.z FROM z_records r "
-                    "JOIN principals p ON p.id = r.device_id "
-                    "WHERE r.tenant_id = ? AND p.name = ? AND p.kind = 'device' AND r.seq = ?",
-                    (tenant_id, device, int(seq)),
-                ).fetchone()
-                if row is None:
-                    raise UnknownNameError(f"no stored record (device={device!r}, seq={seq})")
-                rows.append(row)
-        return self._batch(rows)
-
-    def _batch(self, rows: list[tuple]) -> RecordBatch:
-        z = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").astype(np.float32)
-        return RecordBatch(
-            devices=[r[0] for r in rows],
-            seqs=np.array([r[1] for r in rows], dtype=np.int64),
-            timestamps_us=np.array([r[2] for r in rows], dtype=np.int64),
-            z=z.reshape(len(rows), self.z_dim),
-        )
 
     # -- heads and replay -----------------------------------------------------------------
     def close(self) -> None:

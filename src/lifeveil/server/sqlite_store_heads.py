@@ -15,7 +15,7 @@ import numpy as np
 from lifeveil.errors import ShapeError
 from lifeveil.server.heads import LinearHead
 
-_HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics FROM heads"
+_HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics, space FROM heads"
 
 
 def _now_us() -> int:
@@ -40,7 +40,7 @@ class SQLiteHeads:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO heads (tenant_id, name, classes, coef, intercept, "
-                "n_train, metrics, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "n_train, metrics, created_us, space) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     tenant_id,
                     head.name,
@@ -50,19 +50,28 @@ class SQLiteHeads:
                     head.n_train,
                     json.dumps(head.metrics, sort_keys=True),
                     _now_us(),
+                    head.space,
                 ),
             )
 
-    def get_head(self, tenant_id: int, name: str) -> LinearHead | None:
-        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = ? AND name = ?", (tenant_id, name))
+    def get_head(self, tenant_id: int, name: str, *, space: int = 0) -> LinearHead | None:
+        rows = self._query(
+            _HEAD_SELECT + " WHERE tenant_id = ? AND space = ? AND name = ?",
+            (tenant_id, space, name),
+        )
         return self._head(rows[0]) if rows else None
 
-    def list_heads(self, tenant_id: int) -> list[LinearHead]:
-        rows = self._query(_HEAD_SELECT + " WHERE tenant_id = ? ORDER BY name", (tenant_id,))
+    def list_heads(self, tenant_id: int, *, space: int | None = None) -> list[LinearHead]:
+        where, params = (
+            ("", (tenant_id,)) if space is None else (" AND space = ?", (tenant_id, space))
+        )
+        rows = self._query(
+            _HEAD_SELECT + f" WHERE tenant_id = ?{where} ORDER BY name, space", params
+        )
         return [self._head(row) for row in rows]
 
     def _head(self, row: tuple) -> LinearHead:
-        name, classes_json, coef, intercept, n_train, metrics = row
+        name, classes_json, coef, intercept, n_train, metrics, space = row
         classes = tuple(json.loads(classes_json))
         return LinearHead(
             name=name,
@@ -71,6 +80,7 @@ class SQLiteHeads:
             intercept=np.frombuffer(intercept, dtype="<f4").copy(),
             n_train=int(n_train),
             metrics=json.loads(metrics),
+            space=int(space),
         )
 
     def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:

@@ -1,6 +1,8 @@
 """The SQLite store's schema and its versioned migrations (applied on open).
 
-Version 1 had no token scopes, expiry, rotation or audit log; version 2 adds them. A new
+Version 1 had no token scopes, expiry, rotation or audit log; version 2 adds them; version 3
+adds representation spaces (issue 14): z are keyed by ``(device, space, seq)``, so a migrated
+copy of a row sits beside the original, and the ``spaces`` and ``migrations`` tables. A new
 version appends a ``_MIGRATE_N_TO_N+1`` script here and bumps :data:`SCHEMA_VERSION`.
 """
 
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from lifeveil.errors import InputError, ShapeError
 
-SCHEMA_VERSION = 2  # 2: token scopes, expiry, rotation, revocation time; audit log
+SCHEMA_VERSION = 3  # 2: token scopes, expiry, rotation, revocation time; audit log. 3: spaces
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,14 +40,46 @@ CREATE TABLE IF NOT EXISTS principals (
 );
 CREATE TABLE IF NOT EXISTS z_records (
     device_id INTEGER NOT NULL REFERENCES principals(id),
+    space INTEGER NOT NULL DEFAULT 0,  -- wire tag of the privatizer version (0: undeclared)
     seq INTEGER NOT NULL,
     tenant_id INTEGER NOT NULL REFERENCES tenants(id),
     timestamp_us INTEGER NOT NULL,
     z BLOB NOT NULL,                -- float32 little-endian, d values
     received_us INTEGER NOT NULL,
-    PRIMARY KEY (device_id, seq)    -- resends of a seq are deduplicated here
+    origin INTEGER,                 -- NULL: uploaded; else the migration that wrote it
+    PRIMARY KEY (device_id, space, seq)  -- resends of a seq are deduplicated here
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS z_records_by_time ON z_records (tenant_id, timestamp_us);
+CREATE INDEX IF NOT EXISTS z_records_by_space_time ON z_records (tenant_id, space, timestamp_us);
+-- The privatizer versions a tenant's devices run; a tag is unambiguous within a tenant.
+CREATE TABLE IF NOT EXISTS spaces (
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    tag INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    z_dim INTEGER NOT NULL,
+    registered_us INTEGER NOT NULL,
+    is_default INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, tag),
+    UNIQUE (tenant_id, version)
+);
+-- Adapter runs over stored z; the cursor (last device_id, seq done) moves with each batch.
+CREATE TABLE IF NOT EXISTS migrations (
+    id INTEGER PRIMARY KEY,
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    old_space INTEGER NOT NULL,
+    new_space INTEGER NOT NULL,
+    old_version TEXT NOT NULL,
+    new_version TEXT NOT NULL,
+    adapter_sha256 TEXT NOT NULL,
+    adapter BLOB NOT NULL,          -- the adapter file (weights only), to resume after a restart
+    cursor_device INTEGER NOT NULL,
+    cursor_seq INTEGER NOT NULL,
+    done INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL,
+    started_us INTEGER NOT NULL,
+    finished_us INTEGER,
+    UNIQUE (tenant_id, adapter_sha256)
+);
 CREATE TABLE IF NOT EXISTS heads (
     tenant_id INTEGER NOT NULL REFERENCES tenants(id),
     name TEXT NOT NULL,
@@ -55,7 +89,8 @@ CREATE TABLE IF NOT EXISTS heads (
     n_train INTEGER NOT NULL,
     metrics TEXT NOT NULL,          -- JSON
     created_us INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, name)
+    space INTEGER NOT NULL DEFAULT 0,  -- the space of the z it was trained on (and applies to)
+    PRIMARY KEY (tenant_id, space, name)
 );
 CREATE TABLE IF NOT EXISTS nonces (
     principal_id INTEGER NOT NULL,
@@ -92,6 +127,45 @@ UPDATE principals SET scopes = 'admin' WHERE kind = 'admin';
 UPDATE principals SET scopes = 'query manage' WHERE kind = 'user';
 UPDATE principals SET scopes = 'upload' WHERE kind = 'device';
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+"""
+
+# Version 2 -> 3: z_records gets space and origin and a primary key (device_id, space, seq),
+# heads a space and a key (tenant_id, space, name); SQLite cannot alter a key, so both tables
+# are rebuilt. Every existing z
+# lands in space 0 (made by an undeclared version). The new tables come from SCHEMA.
+MIGRATE_2_TO_3 = """
+CREATE TABLE z_records_v3 (
+    device_id INTEGER NOT NULL REFERENCES principals(id),
+    space INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL,
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    timestamp_us INTEGER NOT NULL,
+    z BLOB NOT NULL,
+    received_us INTEGER NOT NULL,
+    origin INTEGER,
+    PRIMARY KEY (device_id, space, seq)
+) WITHOUT ROWID;
+INSERT INTO z_records_v3 (device_id, space, seq, tenant_id, timestamp_us, z, received_us)
+    SELECT device_id, 0, seq, tenant_id, timestamp_us, z, received_us FROM z_records;
+DROP TABLE z_records;
+ALTER TABLE z_records_v3 RENAME TO z_records;
+CREATE TABLE heads_v3 (
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    classes TEXT NOT NULL,
+    coef BLOB NOT NULL,
+    intercept BLOB NOT NULL,
+    n_train INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    space INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, space, name)
+);
+INSERT INTO heads_v3 (tenant_id, name, classes, coef, intercept, n_train, metrics, created_us)
+    SELECT tenant_id, name, classes, coef, intercept, n_train, metrics, created_us FROM heads;
+DROP TABLE heads;
+ALTER TABLE heads_v3 RENAME TO heads;
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 """
 
 

@@ -20,8 +20,9 @@ from lifeveil.errors import AuthError, InputError, LifeVeilError, ShapeError
 from lifeveil.registry import Registry
 from lifeveil.server.heads import LinearHead
 from lifeveil.server.search import cosine_knn
+from lifeveil.server.store_spaces import SpaceStore
 from lifeveil.transport.frame import AckStatus
-from lifeveil.transport.record import ZRecord
+from lifeveil.transport.record import NO_SPACE, ZRecord
 
 if TYPE_CHECKING:
     from lifeveil.server.config import ServerConfig
@@ -162,8 +163,14 @@ RecordsOf = tuple[Principal, Sequence[ZRecord]]
 PutResult = list[AckStatus] | LifeVeilError
 
 
-class ZStore(abc.ABC):
-    """Tenants, principals (hashed tokens), z records, heads and replay nonces."""
+class ZStore(SpaceStore, abc.ABC):
+    """Tenants, principals (hashed tokens), z records by representation space, heads and
+    replay nonces.
+
+    Reads take ``space``, the wire tag of a space (see :mod:`~lifeveil.server.store_spaces`),
+    and never return z of another; callers resolve a request that names no space to
+    :meth:`default_space`.
+    """
 
     z_dim: int
 
@@ -246,9 +253,10 @@ class ZStore(abc.ABC):
     def put_records(self, device: Principal, records: Sequence[ZRecord]) -> list[AckStatus]:
         """Store records of ``device`` in one durable transaction; idempotent per seq.
 
-        Returns one status per record: STORED (new), DUPLICATE (same seq, identical
-        timestamp and z: ignored) or CONFLICT (same seq, different content: the first one is
-        kept). Also updates the device's last-seen time, so that every call does the same
+        Returns one status per record: STORED (new), DUPLICATE (same space and seq, identical
+        timestamp and z: ignored), CONFLICT (same space and seq, different content: the first
+        one is kept) or UNKNOWN_SPACE (its space is neither 0 nor registered in the device's
+        tenant: not stored; the other records are). Also updates the device's last-seen time, so that every call does the same
         kind of work whether or not it carried new records.
 
         Raises:
@@ -272,8 +280,10 @@ class ZStore(abc.ABC):
         return results
 
     @abc.abstractmethod
-    def count_records(self, tenant_id: int, device_id: int | None = None) -> int:
-        """Number of stored records of a tenant (optionally one device)."""
+    def count_records(
+        self, tenant_id: int, device_id: int | None = None, *, space: int = NO_SPACE
+    ) -> int:
+        """Number of stored records of a tenant's space (optionally one device)."""
 
     @abc.abstractmethod
     def load_records(
@@ -284,25 +294,30 @@ class ZStore(abc.ABC):
         t_start_us: int | None = None,
         t_end_us: int | None = None,
         limit: int | None = None,
+        space: int = NO_SPACE,
     ) -> RecordBatch:
-        """Records with ``t_start_us <= timestamp_us <= t_end_us``, by capture time."""
+        """Records of ``space`` with ``t_start_us <= timestamp_us <= t_end_us``, by capture
+        time."""
 
     @abc.abstractmethod
-    def get_records(self, tenant_id: int, keys: Sequence[tuple[str, int]]) -> RecordBatch:
-        """Records by ``(device name, seq)``, in the order given; UnknownNameError if absent."""
+    def get_records(
+        self, tenant_id: int, keys: Sequence[tuple[str, int]], *, space: int = NO_SPACE
+    ) -> RecordBatch:
+        """Records of ``space`` by ``(device name, seq)``, in the order given;
+        UnknownNameError if absent."""
 
     # -- heads and replay -----------------------------------------------------------------
     @abc.abstractmethod
     def put_head(self, tenant_id: int, head: LinearHead) -> None:
-        """Store (or replace) a head under ``head.name`` for this tenant."""
+        """Store (or replace) a head under ``head.name`` in ``head.space`` for this tenant."""
 
     @abc.abstractmethod
-    def get_head(self, tenant_id: int, name: str) -> LinearHead | None:
-        """This tenant's head ``name``, or None."""
+    def get_head(self, tenant_id: int, name: str, *, space: int = NO_SPACE) -> LinearHead | None:
+        """This tenant's head ``name`` of ``space``, or None."""
 
     @abc.abstractmethod
-    def list_heads(self, tenant_id: int) -> list[LinearHead]:
-        """This tenant's heads, by name."""
+    def list_heads(self, tenant_id: int, *, space: int | None = None) -> list[LinearHead]:
+        """This tenant's heads (of one space, or of all with None), by name."""
 
     @abc.abstractmethod
     def remember_nonce(self, principal_id: int, nonce: str, expires_us: int, now_us: int) -> bool:
@@ -323,21 +338,31 @@ class ZStore(abc.ABC):
         """Release connections; the store is unusable afterwards."""
 
     # -- queries with a portable default ------------------------------------------------------
-    def prepare_knn(self, tenant_id: int, timeout_s: float = 3600.0) -> None:
-        """Build or load this tenant's k-NN index now and wait for it (warm-up, benchmarks).
+    def prepare_knn(
+        self, tenant_id: int, timeout_s: float = 3600.0, *, space: int = NO_SPACE
+    ) -> None:
+        """Build or load the k-NN index of this tenant's space now and wait for it (warm-up,
+        benchmarks).
 
         A no-op for backends whose index the database maintains (and for the exact scan).
         """
         return None
 
     def knn(
-        self, tenant_id: int, query: np.ndarray, k: int, device_id: int | None = None
+        self,
+        tenant_id: int,
+        query: np.ndarray,
+        k: int,
+        device_id: int | None = None,
+        *,
+        space: int = NO_SPACE,
     ) -> list[NeighborHit]:
-        """The ``k`` records of this tenant most cosine-similar to ``query`` (shape ``(d,)``).
+        """The ``k`` records of this tenant's ``space`` most cosine-similar to ``query``
+        (shape ``(d,)``).
 
-        Exact brute force over the tenant's z; a backend with a vector index may override.
+        Exact brute force over the space's z; a backend with a vector index may override.
         """
-        batch = self.load_records(tenant_id, device_id=device_id)
+        batch = self.load_records(tenant_id, device_id=device_id, space=space)
         idx, scores = cosine_knn(batch.z, query, k)
         return [
             NeighborHit(batch.devices[i], int(batch.seqs[i]), int(batch.timestamps_us[i]), float(s))
