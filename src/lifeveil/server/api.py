@@ -27,6 +27,7 @@ from lifeveil.server.api_bodies import (
     TimelineBody,
     TrainBody,
 )
+from lifeveil.server.api_spaces import resolve_space
 from lifeveil.server.auth import authenticate
 from lifeveil.server.heads import LinearHead, segment_timeline
 from lifeveil.server.http import ApiError, ServerState, api_error_from, error_response, require
@@ -252,7 +253,8 @@ def _knn(body: KnnBody, request: Request, who: Principal) -> dict[str, object]:
     query = _vectors([body.z], state.config.z_dim, "z")[0]
     tenant = _tenant(who)
     device_id = _device_id(state, tenant, body.device, who)
-    hits = state.store.knn(tenant.id, query, body.k, device_id)
+    space = resolve_space(state.store, tenant.id, body.space)
+    hits = state.store.knn(tenant.id, query, body.k, device_id, space=space)
     return {"neighbors": [hit.__dict__ for hit in hits]}
 
 
@@ -264,7 +266,8 @@ def classify(body: ClassifyBody, request: Request, who: ReaderPost) -> dict[str,
         limit = state.config.max_classify_batch
         raise ApiError(413, "too_large", f"{len(body.z)} vectors; at most {limit} per request")
     z = _vectors(body.z, state.config.z_dim, "z")
-    head = _head(state, _tenant(who), body.head)
+    tenant = _tenant(who)
+    head = _head(state, tenant, body.head, resolve_space(state.store, tenant.id, body.space))
     proba = head.predict_proba(z)
     predictions = []
     for row in proba:
@@ -291,7 +294,8 @@ def _timeline(body: TimelineBody, request: Request, who: Principal) -> dict[str,
         raise ApiError(422, "invalid_request", "t_end_us is before t_start_us")
     state = _state(request)
     tenant = _tenant(who)
-    head = _head(state, tenant, body.head)
+    space = resolve_space(state.store, tenant.id, body.space)
+    head = _head(state, tenant, body.head, space)
     limit = state.config.max_timeline_records
     batch = state.store.load_records(
         tenant.id,
@@ -299,6 +303,7 @@ def _timeline(body: TimelineBody, request: Request, who: Principal) -> dict[str,
         t_start_us=body.t_start_us,
         t_end_us=body.t_end_us,
         limit=limit + 1,
+        space=space,
     )
     if len(batch) > limit:
         raise ApiError(413, "too_large", f"over {limit} records in this range; narrow it")
@@ -320,7 +325,9 @@ def train_head(name: str, body: TrainBody, request: Request, user: User) -> dict
     keys = [(e.device, e.seq) for e in body.examples]
     labels = [e.label for e in body.examples]
     store = _state(request).store
-    head = admin.train_head(store, _tenant(user), name, keys, labels)
+    tenant = _tenant(user)
+    space = resolve_space(store, tenant.id, body.space)
+    head = admin.train_head(store, tenant, name, keys, labels, space=space)
     admin.audit(store, user, "train-head", f"{user.tenant_name}/{head.name}")
     return _head_summary(head)
 
@@ -331,13 +338,24 @@ def _head_summary(head: LinearHead) -> dict[str, object]:
         "classes": list(head.classes),
         "n_train": head.n_train,
         "metrics": head.metrics,
+        "space": head.space,
     }
 
 
-def _head(state: ServerState, tenant: Tenant, name: str) -> LinearHead:
-    head = state.store.get_head(tenant.id, name)
+def _head(state: ServerState, tenant: Tenant, name: str, space: int) -> LinearHead:
+    head = state.store.get_head(tenant.id, name, space=space)
     if head is None:
-        known = ", ".join(h.name for h in state.store.list_heads(tenant.id)) or "(none)"
+        elsewhere = [h.space for h in state.store.list_heads(tenant.id) if h.name == name]
+        if elsewhere:
+            raise ApiError(
+                422,
+                "wrong_space",
+                f"head {name!r} was trained on z of space tag(s) {elsewhere}, not of the space "
+                f'of this query (tag {space}); name that space with "space", or train the '
+                "head again in this one",
+            )
+        known = ", ".join(h.name for h in state.store.list_heads(tenant.id, space=space))
+        known = known or "(none)"
         raise ApiError(
             404,
             "not_found",

@@ -12,6 +12,11 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: A query's representation space: a privatizer version id the tenant registered (16 hex
+#: digits); None = the tenant's default space.
+SpaceField = Field(None, min_length=1, max_length=64)
+
+
 class NameBody(_Body):
     name: str
 
@@ -30,11 +35,13 @@ class KnnBody(_Body):
     z: list[float]
     k: int = Field(10, ge=1, le=10**6)
     device: str | None = None
+    space: str | None = SpaceField
 
 
 class ClassifyBody(_Body):
     head: str
     z: list[list[float]] = Field(min_length=1)
+    space: str | None = SpaceField
 
 
 class TimelineBody(_Body):
@@ -43,6 +50,7 @@ class TimelineBody(_Body):
     t_end_us: int = Field(ge=0, le=MAX_TIMESTAMP_US)
     device: str | None = None
     max_gap_us: int = Field(60_000_000, ge=0, le=MAX_TIMESTAMP_US)
+    space: str | None = SpaceField
 
 
 class Example(_Body):
@@ -53,3 +61,4 @@ class Example(_Body):
 
 class TrainBody(_Body):
     examples: list[Example] = Field(min_length=2)
+    space: str | None = SpaceField

@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from lifeveil import __version__
 from lifeveil.server import pg_store as _pg_store  # noqa: F401  (registers "postgresql")
 from lifeveil.server.api import router
+from lifeveil.server.api_spaces import router as spaces_router
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.http import (
     ApiError,
@@ -22,6 +24,7 @@ from lifeveil.server.http import (
     install_error_handlers,
 )
 from lifeveil.server.ingest import IngestBatcher, SearchPool
+from lifeveil.server.migrate_runner import MigrationRunner
 from lifeveil.server.store import StoreUnavailableError, ZStore, create_store
 
 # Seconds a client is told to wait when the database is down (the device outbox resends).
@@ -56,7 +59,10 @@ def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
             app_.state.ingest = IngestBatcher(state.store)
         if app_.state.searches.closed:
             app_.state.searches = SearchPool(SEARCH_WORKERS, SEARCH_MAX_WAITING)
+        app_.state.migrations = MigrationRunner(state.store)
+        await run_in_threadpool(app_.state.migrations.resume)  # unfinished ones go on
         yield
+        app_.state.migrations.close()  # after the batch in hand; resumed at the next start
         app_.state.ingest.close()  # stores what is queued first
         app_.state.searches.close()
         if owned:
@@ -74,10 +80,12 @@ def create_app(config: ServerConfig, store: ZStore | None = None) -> FastAPI:
     app.state.lifeveil = state
     app.state.ingest = IngestBatcher(state.store)  # group commit of uplink records
     app.state.searches = SearchPool(SEARCH_WORKERS, SEARCH_MAX_WAITING)  # query threads
+    app.state.migrations = MigrationRunner(state.store)  # adapters over stored z, background
     install_error_handlers(app)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.include_router(router)
+    app.include_router(spaces_router)
     return app
 
 

@@ -212,19 +212,21 @@ def state_of(request: Request) -> ServerState:
     return request.app.state.lifeveil
 
 
-def require(scope: str, replay_check: bool = False) -> Callable[..., object]:
-    """FastAPI dependency: the authenticated principal, whose token must carry ``scope``.
+def require(scope: str | tuple[str, ...], replay_check: bool = False) -> Callable[..., object]:
+    """FastAPI dependency: the authenticated principal, whose token must carry ``scope`` (or
+    one of several).
 
     Each principal's requests are rate-limited (429 with ``Retry-After``). With
     ``replay_check``, the request must also carry a fresh nonce and timestamp.
     """
+    scopes = (scope,) if isinstance(scope, str) else scope
 
     async def dependency(request: Request) -> Principal:
         state = state_of(request)
         header = request.headers.get("authorization")
         principal = await run_in_threadpool(authenticate, state.store, header)
-        if not principal.may(scope):
-            raise ApiError(403, "forbidden", _scope_message(scope, principal))
+        if not any(principal.may(s) for s in scopes):
+            raise ApiError(403, "forbidden", _scope_message(scopes[-1], principal))
         wait = state.limiter.wait_s(principal.id)
         if wait > 0:
             raise ApiError(
