@@ -124,3 +124,48 @@ def test_errors_are_one_line(live, capsys, tmp_path: Path):
         != 0
     )
     assert "--row" in capsys.readouterr().err
+
+
+# Runs last in this module: registering a space changes the tenant's default space.
+def test_spaces_migrate_and_space_option(live, capsys, tmp_path: Path):
+    import time
+
+    from lifeveil.privatizer.adapt import Adapter
+
+    server, token_file, root = live
+    v1, v2 = "1111aaaabbbbcccc", "2222aaaabbbbcccc"
+    token = token_file.read_text().strip()
+    cafile = str(server.config.cert_path)
+    with QueryClient(server.base_url, token, wire=server.config.wire, cafile=cafile) as client:
+        assert client.register_space(v1, server.config.z_dim)["tag"] == 0x1111
+    knn = ["query", "knn", *_args(server, token_file), "--z", str(root / "z.npy"), "--json"]
+    assert main([*knn, "--space", "undeclared"]) == 0  # the 6 z uploaded with no version
+    assert len(json.loads(capsys.readouterr().out)) == 6
+    assert main(knn) == 0  # the default is now v1, which holds none
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["query", "count", *_args(server, token_file), "--space", v1, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"space": v1, "records": 0}]
+
+    d = server.config.z_dim
+    adapter = Adapter(np.eye(d, dtype=np.float32), np.zeros(d, np.float32), v1, v2, 5, 1.0)
+    path = adapter.save(tmp_path / "a.safetensors")
+    assert main(["query", "migrate", *_args(server, token_file), "--adapter", str(path)]) == 0
+    assert "migration 1 running" in capsys.readouterr().out
+    for _ in range(100):
+        assert main(["query", "spaces", *_args(server, token_file), "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        if listed["migrations"][0]["status"] == "done":
+            break
+        time.sleep(0.1)
+    assert [s["version"] for s in listed["spaces"]] == [None, v1, v2]
+    assert main(["query", "spaces", *_args(server, token_file)]) == 0
+    assert "(undeclared)" in capsys.readouterr().out
+
+    for argv, message in (
+        ([*knn, "--space", "ffffaaaabbbbcccc"], "not registered"),
+        (["query", "count", *_args(server, token_file), "--space", "nope"], "not a space"),
+        (["query", "migrate", *_args(server, token_file), "--adapter", "gone"], "no such adapter"),
+    ):
+        assert main(argv) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
-"""``lifeveil query``: ask a LifeVeil server from the shell (k-NN, timeline, classify, list, count).
+"""``lifeveil query``: ask a LifeVeil server from the shell (k-NN, timeline, classify, list, count,
+representation spaces and migrations).
 
 Uses the same client as the device agent: TLS verified against ``--cafile`` (the server's
 ``cert.pem``) or the system store, a fresh nonce and timestamp on every POST. The token is
@@ -22,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``lifeveil query`` and its actions."""
     p = sub.add_parser(
         "query",
-        help="query a LifeVeil server from the shell: knn, timeline, classify, list, count",
+        help="query a LifeVeil server from the shell: knn, timeline, classify, list, count, "
+        "spaces, migrate",
         description=__doc__,
     )
     actions = p.add_subparsers(dest="query_command", metavar="ACTION", required=True)
@@ -30,21 +32,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _z_source(q)
     q.add_argument("-k", type=int, default=10, help="neighbours (default 10)")
     q.add_argument("--device", help="only this device's records")
+    _space(q)
     _common(q, _knn)
     q = actions.add_parser("classify", help="apply a trained head to z (rows of a z.npy)")
     q.add_argument("--head", required=True, help="head name (see `lifeveil query list`)")
     _z_source(q, all_rows=True)
+    _space(q)
     _common(q, _classify)
     q = actions.add_parser("timeline", help="labelled segments between two capture times")
     q.add_argument("--head", required=True)
     q.add_argument("--start", required=True, help="ISO time (2026-12-02T08:00) or Unix seconds")
     q.add_argument("--end", required=True, help="ISO time or Unix seconds")
     q.add_argument("--device", help="only this device's records")
+    _space(q)
     _common(q, _timeline)
     q = actions.add_parser("list", help="devices (records, last seen) and trained heads")
+    _space(q, "only the heads of this privatizer version's space")
     _common(q, _list)
     q = actions.add_parser("count", help="number of stored z, per device and in total")
+    _space(q, "count the z of this privatizer version's space instead")
     _common(q, _count)
+    q = actions.add_parser(
+        "spaces", help="representation spaces (privatizer versions) and migrations"
+    )
+    _common(q, _spaces)
+    q = actions.add_parser(
+        "migrate", help="send an adapter (`lifeveil adapt` output); the server migrates stored z"
+    )
+    q.add_argument("--adapter", type=Path, required=True, help="NAME.safetensors")
+    _common(q, _migrate)
 
 
 def _common(p: argparse.ArgumentParser, func: Any) -> None:  # noqa: ANN401
@@ -60,6 +76,16 @@ def _common(p: argparse.ArgumentParser, func: Any) -> None:  # noqa: ANN401
     p.set_defaults(func=func)
 
 
+def _space(p: argparse.ArgumentParser, help_: str | None = None) -> None:
+    p.add_argument(
+        "--space",
+        metavar="VERSION",
+        help=help_
+        or "privatizer version whose z to use (default: the tenant's default space; "
+        "see `lifeveil query spaces`)",
+    )
+
+
 def _z_source(p: argparse.ArgumentParser, all_rows: bool = False) -> None:
     p.add_argument("--z", type=Path, required=True, help="z.npy written by `lifeveil encode`")
     help_ = "row(s) of --z, e.g. 3 or 0:10 (default: all)" if all_rows else "row of --z (default 0)"
@@ -70,7 +96,7 @@ def _z_source(p: argparse.ArgumentParser, all_rows: bool = False) -> None:
 def _knn(args: argparse.Namespace) -> int:
     z = _load_z(args)
     with _client(args) as client:
-        hits = client.knn(z[0], k=args.k, device=args.device)
+        hits = client.knn(z[0], k=args.k, device=args.device, space=args.space)
     rows = [{**h.__dict__, "captured": _iso(h.timestamp_us)} for h in hits]
     return _emit(args, rows, ["device", "seq", "captured", "score"])
 
@@ -78,7 +104,7 @@ def _knn(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     z = _load_z(args)
     with _client(args) as client:
-        preds = client.classify(args.head, z)
+        preds = client.classify(args.head, z, space=args.space)
     rows = [{"row": i, "label": p.label, "confidence": p.confidence} for i, p in enumerate(preds)]
     return _emit(args, rows, ["row", "label", "confidence"])
 
@@ -88,7 +114,7 @@ def _timeline(args: argparse.Namespace) -> int:
     if end < start:
         raise InputError(f"--end ({args.end}) is before --start ({args.start})")
     with _client(args) as client:
-        segments = client.timeline(args.head, start, end, device=args.device)
+        segments = client.timeline(args.head, start, end, device=args.device, space=args.space)
     rows = [
         {
             "label": s.label,
@@ -105,6 +131,9 @@ def _timeline(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         devices, heads = client.devices(), client.heads()
+        if args.space:
+            tag = _space_of(client.spaces(), args.space)["tag"]
+            heads = [h for h in heads if h.get("space") == tag]
     if args.json:
         print(json.dumps({"devices": devices, "heads": heads}, indent=2))
         return 0
@@ -125,10 +154,57 @@ def _list(args: argparse.Namespace) -> int:
 
 def _count(args: argparse.Namespace) -> int:
     with _client(args) as client:
+        if args.space:
+            space = _space_of(client.spaces(), args.space)
+            row = {"space": args.space, "records": space["n_records"]}
+            return _emit(args, [row], ["space", "records"])
         devices = client.devices()
     rows = [{"device": d["name"], "records": d["n_records"]} for d in devices]
     rows.append({"device": "(total)", "records": sum(r["records"] for r in rows)})
     return _emit(args, rows, ["device", "records"])
+
+
+def _spaces(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        spaces, migrations = client.spaces(), client.migrations()
+    if args.json:
+        print(json.dumps({"spaces": spaces, "migrations": migrations}, indent=2))
+        return 0
+    _table(
+        [
+            {**s, "version": s["version"] or "(undeclared)", "default": "*" * s["is_default"]}
+            for s in spaces
+        ],
+        ["version", "tag", "n_records", "default"],
+    )
+    if migrations:
+        print()
+        _table(migrations, ["id", "old_version", "new_version", "status", "done", "total"])
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    if not args.adapter.is_file():
+        raise InputError(f"{args.adapter}: no such adapter file (write one with `lifeveil adapt`)")
+    with _client(args) as client:
+        migration = client.start_migration(args.adapter)
+    if args.json:
+        print(json.dumps(migration, indent=2))
+        return 0
+    print(
+        f"migration {migration['id']} {migration['status']}: {migration['old_version']} -> "
+        f"{migration['new_version']}, {migration['done']} z done; the server goes on in the "
+        "background (follow it with `lifeveil query spaces`)"
+    )
+    return 0
+
+
+def _space_of(spaces: list[dict[str, Any]], version: str) -> dict[str, Any]:
+    for space in spaces:
+        if space["version"] == version or (space["version"] is None and version == "undeclared"):
+            return space
+    known = ", ".join(s["version"] for s in spaces if s["version"]) or "(none)"
+    raise InputError(f"--space {version}: not a space of your tenant (registered: {known})")
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lifeveil.server import admin
+from lifeveil.server import admin, cli_spaces
 from lifeveil.server import pg_store as _pg_store  # noqa: F401  (registers "postgresql")
 from lifeveil.server.cli_support import (
     add_expiry_option,
@@ -51,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_train_head(sub)
     _add_status(sub)
     _add_bench(sub)
+    cli_spaces.add_parsers(sub, _common)
 
 
 def _common(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
