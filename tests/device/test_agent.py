@@ -67,7 +67,8 @@ def test_agent_uploads_every_z_once_and_only_z_crosses_the_wire(
             config, privatizer=privatizer, outbox=outbox, vault=vault, uplink=uplink_for(identity)
         )
         [report] = agent.run([parse_source(str(talking_face_clip))], drain_timeout_s=60)
-        [uplink_conn] = tap.connections()
+        # one HTTPS request first (the agent registers its privatizer version), then the uplink
+        [register_conn, uplink_conn] = tap.connections()
 
     expected = [f.timestamp for f in iter_video_frames(talking_face_clip, fps=5.0)]
     assert report.z_queued == len(expected) == 20 and report.segments == 2
@@ -89,6 +90,7 @@ def test_agent_uploads_every_z_once_and_only_z_crosses_the_wire(
     assert down.constant and len(down.run) >= sent - 2
     frame_bytes = identity.wire_spec().frame_bytes
     assert frame_bytes < up.run[0] <= frame_bytes + 64  # TLS + WebSocket overhead only
+    assert register_conn.bytes("up") < 4096 and register_conn.bytes("down") < 8192
 
     # The server answers queries about our z; the raw video stays in the vault.
     wire = identity.wire_spec()

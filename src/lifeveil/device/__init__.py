@@ -5,8 +5,10 @@ into the :mod:`lifeveil.vault`) and the :mod:`lifeveil.privatizer` -> ``outbox``
 SQLite queue with persistent sequence numbers) -> :mod:`lifeveil.transport` uplink.
 ``agent`` wires them together; ``identity`` enrols a device; ``sequence`` keeps the
 high-water mark of its sequence numbers beside the token; ``ledger`` charges every released z
-its bits (per day, per privatizer version) and enforces the daily budget; ``cli`` is
-``lifeveil device``.
+its bits (per day, per privatizer version) and enforces the daily budget; ``spaces``
+registers the privatizer version whose space tag every z carries with the server;
+``reencode`` makes z again from raw clips still in the vault with the current privatizer;
+``cli`` is ``lifeveil device``.
 
 Device code never imports :mod:`lifeveil.server`: a camera carries only what it needs to
 send z, and the dependency arrow points one way.

@@ -9,7 +9,10 @@ it: the agent continues above the mark kept in ``device.json`` (``sequence.json`
 token is a bare token file), so the server never sees a sequence number twice. If it does
 anyway (``device.json`` restored from an old copy, or shared by two cameras), the server
 answers CONFLICT: the agent logs an ERROR, keeps the record, exits non-zero, and ``lifeveil
-device requeue-conflicts`` sends the kept records again under new numbers.
+device requeue-conflicts`` sends the kept records again under new numbers. Every z carries the
+space tag of the privatizer version that made it; the agent registers that version with the
+server when it starts. After a model change, ``lifeveil device reencode --since DATE`` makes
+z of the new version from the raw clips still in the vault (the next ``run`` sends them).
 
 Raw video goes only to the encrypted vault
 (``--vault DIR``, created with ``lifeveil vault init``); its secret comes from
@@ -277,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 time.sleep(0.5)
     finally:
         agent.stop()
-        stats = outbox.stats()
+        stats, held = outbox.stats(), outbox.held_spaces()
         print(
             f"outbox: {stats.pending} pending, {stats.put} queued in total, {stats.stored} "
             f"stored, {stats.duplicates} duplicate acks, {stats.conflicted} kept as conflicts",
@@ -289,12 +292,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         vault.close()
     _raise_on_conflicts(outbox.session_conflicts, args)
     if args.until_drained and stats.pending:
-        raise RuntimeFailure(
-            f"drain timed out after {args.drain_timeout:g} s with {stats.pending} z still queued "
-            f"in {args.state / OUTBOX_FILE} (nothing is lost) - check that the server is up, then "
-            "run again to send them, or raise --drain-timeout"
-        )
+        raise RuntimeFailure(_undrained(args, stats.pending, held))
     return 0
+
+
+def _undrained(args: argparse.Namespace, pending: int, held: set[int]) -> str:
+    """Why ``run --until-drained`` ends with z still queued, and what to do."""
+    where = f"{pending} z still queued in {args.state / OUTBOX_FILE} (nothing is lost)"
+    if held:
+        tags = ", ".join(str(t) for t in sorted(held))
+        return (
+            f"{where}: the server does not know the privatizer version of space tag(s) {tags} "
+            "and registering it failed (see the log) - check the server, then run again"
+        )
+    return (
+        f"drain timed out after {args.drain_timeout:g} s with {where} - check that the server "
+        "is up, then run again to send them, or raise --drain-timeout"
+    )
 
 
 def _check_run_flags(args: argparse.Namespace) -> None:
