@@ -78,4 +78,5 @@ def test_the_command_prints_one_row_per_release_and_the_verdict() -> None:
     assert lines[0].startswith("ORL s11-s40 identity under accumulation (6 people")
     assert lines[1].split() == ["k=1", "k=4", "inf"]
     assert [line.split()[0] for line in lines[2:5]] == ["old", "migrated", "new"]
+    assert lines[-2].startswith("  headline (best attacker at k=4): old ")
     assert lines[-1].endswith(": yes")

@@ -129,6 +129,8 @@ def _accumulation_lines(name: str, acc: dict) -> list[str]:
     for release in ("old", "migrated", "new"):
         values = [*acc[release]["identity"], acc[release]["identity_inf"]]
         lines.append(f"  {release:<9}" + "".join(f"{v:8.3f}" for v in values))
+    head = ", ".join(f"{r} {acc['headline'][r]:.3f}" for r in ("old", "migrated", "new"))
+    lines.append(f"  headline (best attacker at k={acc['k'][-1]}): {head}")
     verdict = "yes" if acc["migrated_le_old"] else "NO"
     lines.append(f"  migrated <= old (within the old z's 95 % interval at every k): {verdict}")
     return lines
