@@ -176,7 +176,7 @@ def migration_accumulation(
     }
 
 
-def evaluate_migration(  # noqa: ANN201
+def evaluate_migration(
     old,  # noqa: ANN001
     new,  # noqa: ANN001
     adapter: Adapter,
@@ -184,7 +184,7 @@ def evaluate_migration(  # noqa: ANN201
     *,
     accumulation: bool = True,
     preset: Preset | None = None,
-):
+) -> MigrationResult:
     """Measure ``adapter`` between privatizers ``old`` and ``new`` (anything with privatize).
 
     ``accumulation`` adds the accumulation attack on the held-out face sets with ``preset``'s
