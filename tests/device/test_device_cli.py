@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lifeveil.cli.main import main
+from lifeveil.device.cli import _undrained
+from lifeveil.device.outbox import Outbox
+from lifeveil.transport.frame import AckStatus
 
 from .conftest import PASSPHRASE
 
@@ -134,3 +139,16 @@ def test_a_drain_that_times_out_exits_1_and_keeps_the_z(
     assert "pick one" in capsys.readouterr().err
     assert main([*run, "--drain-timeout", "3"]) == 2
     assert "add --until-drained" in capsys.readouterr().err
+
+
+def test_status_and_run_name_z_waiting_for_an_unregistered_version(tmp_path: Path, capsys):
+    state = tmp_path / "state"
+    with Outbox(state / "outbox.sqlite", 4) as box:
+        box.put(np.zeros(4, np.float32), 1, space=361)
+        box.next_record()
+        box.on_ack(0, AckStatus.UNKNOWN_SPACE)
+    assert main(["device", "status", "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "1 pending" in out and "answered UNKNOWN_SPACE 1 time(s)" in out
+    line = _undrained(Namespace(state=state, drain_timeout=None), 1, {361})
+    assert "space tag(s) 361" in line and "nothing is lost" in line

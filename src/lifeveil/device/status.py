@@ -74,6 +74,7 @@ def _outbox_summary(path: Path) -> dict[str, int] | None:
         pending=int(pending),
         conflicted=int(conflicted),
         refused=int(meta.get("refused", 0)),
+        unknown_space=int(meta.get("unknown_space", 0)),
         next_seq=int(meta.get("next_seq", 0)),
         z_dim=int(meta.get("z_dim", 0)),
     )
@@ -117,6 +118,12 @@ def status_lines(status: dict) -> list[str]:
                 f"error: {ob['conflicted']} z kept after sequence conflicts, not on the server "
                 f"- fix the cause, then run `lifeveil device requeue-conflicts --state "
                 f"{status['state']}`"
+            )
+        if ob.get("unknown_space") and ob["pending"]:
+            lines.append(
+                f"note: the server answered UNKNOWN_SPACE {ob['unknown_space']} time(s): it did "
+                "not know the privatizer version of those z; they stay queued until the agent "
+                "registers it (it does when it starts)"
             )
     vault = status["vault"]
     if vault is not None:
