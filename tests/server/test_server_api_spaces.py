@@ -105,6 +105,8 @@ def test_queries_name_a_space_or_use_the_default(world: World):
     assert r.status_code == 422 and "not registered" in r.json()["message"]
     r = post(world, KNN_PATH, user, {**body, "space": "nonsense"})
     assert r.status_code == 422
+    r = post(world, KNN_PATH, user, {**body, "space": "undeclared"})  # space 0: none here
+    assert r.status_code == 200 and r.json()["neighbors"] == []
 
 
 def test_heads_belong_to_a_space(world: World):

@@ -25,7 +25,7 @@ from lifeveil.errors import (
 )
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.pg_store_heads import PostgresHeads
-from lifeveil.server.pg_store_pool import ConnectionPool, import_psycopg
+from lifeveil.server.pg_store_pool import ConnectionPool, binary_z_loader, import_psycopg
 from lifeveil.server.pg_store_principals import ACTIVE_PRINCIPAL, PostgresPrincipals
 from lifeveil.server.pg_store_schema import (
     META_TABLE,
@@ -100,7 +100,7 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         register_vector(conn)
         oid = self._psycopg.types.TypeInfo.fetch(conn, "vector").oid
-        conn.adapters.register_loader(oid, _binary_z_loader(self._psycopg))
+        conn.adapters.register_loader(oid, binary_z_loader(self._psycopg))
         conn.execute("SET hnsw.ef_search = 200")
         try:  # pgvector >= 0.8: keep scanning until k rows pass the tenant filter, best first
             conn.execute("SET hnsw.iterative_scan = strict_order")
@@ -389,19 +389,6 @@ def _known_spaces(conn: Any, device: Principal) -> set[int]:
         "SELECT tag FROM lifeveil_spaces WHERE tenant_id = %s", (device.tenant_id,)
     ).fetchall()
     return {NO_SPACE, *(int(r[0]) for r in rows)}
-
-
-def _binary_z_loader(psycopg: Any) -> type:
-    """A loader turning pgvector's binary ``vector`` (int16 d, int16 0, d big-endian
-    float32) into a little-endian float32 numpy array, with no text parsing."""
-
-    class ZLoader(psycopg.adapt.Loader):  # type: ignore[misc, name-defined]
-        format = psycopg.pq.Format.BINARY
-
-        def load(self, data: Any) -> np.ndarray:
-            return np.frombuffer(data, dtype=">f4", offset=4).astype("<f4")
-
-    return ZLoader
 
 
 register_store(

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import numpy as np
+
 from lifeveil.errors import InputError
 from lifeveil.server.store import StoreUnavailableError
 
@@ -160,3 +162,16 @@ def _is_permanent(exc: BaseException) -> bool:
         marker in text
         for marker in ("password authentication failed", "does not exist", "no password supplied")
     )
+
+
+def binary_z_loader(psycopg: Any) -> type:
+    """A loader turning pgvector's binary ``vector`` (int16 d, int16 0, d big-endian
+    float32) into a little-endian float32 numpy array, with no text parsing."""
+
+    class ZLoader(psycopg.adapt.Loader):  # type: ignore[misc, name-defined]
+        format = psycopg.pq.Format.BINARY
+
+        def load(self, data: Any) -> np.ndarray:
+            return np.frombuffer(data, dtype=">f4", offset=4).astype("<f4")
+
+    return ZLoader
