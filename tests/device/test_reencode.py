@@ -16,6 +16,7 @@ import pytest
 from lifeveil.cli.main import main
 from lifeveil.device.agent import DeviceAgent
 from lifeveil.device.config import DeviceConfig
+from lifeveil.device.identity import enroll
 from lifeveil.device.ledger import LEDGER_FILE, Ledger
 from lifeveil.device.outbox import Outbox
 from lifeveil.device.reencode import (
@@ -29,10 +30,13 @@ from lifeveil.device.source import Sampler, decode_frames
 from lifeveil.device.status import OUTBOX_FILE
 from lifeveil.errors import InputError
 from lifeveil.privatizer.loader import open_privatizer
+from lifeveil.server.local import LocalServer
+from lifeveil.transport.client import QueryClient
 from lifeveil.transport.record import space_tag
 from lifeveil.vault import Vault
 
 from .conftest import FAST_KDF, PASSPHRASE
+from .test_agent import uplink_for
 from .test_ledger import DAY, NOON, Clock
 
 CLIP = Path("/work/shared/data/action-clips/ucf101/v_ApplyEyeMakeup_g01_c01.avi")
@@ -227,3 +231,29 @@ def test_parse_window_days_times_and_order():
     assert t.since == datetime(2026, 12, 1, 7, 30, tzinfo=UTC).timestamp() and t.until == 2e9
     with pytest.raises(InputError, match="is not after"):
         parse_window("2026-12-02", "2026-12-01T00:00", 0.0)
+
+
+def test_reencoded_z_reach_the_server_in_the_new_space(tmp_path: Path, tiny_vault, expected: int):
+    vault, secret = tiny_vault
+    state = tmp_path / "state"
+    argv = ["device", "reencode", "--since", "2001-01-01", "--vault", str(vault)]
+    assert main([*argv, "--passphrase-file", str(secret), "--state", str(state)]) == 0
+    server = LocalServer(tmp_path / "srv", z_dim=64)  # the shipped privatizer's d
+    try:
+        user_token = server.add_tenant("home")
+        server.start()
+        identity = enroll(server.base_url, user_token, "cam", cafile=server.cafile)
+        privatizer = open_privatizer(None, "onnx")
+        outbox = Outbox(state / OUTBOX_FILE, privatizer.z_dim)
+        agent = DeviceAgent(
+            DeviceConfig(fps=FPS), privatizer=privatizer, outbox=outbox, uplink=uplink_for(identity)
+        )
+        agent.run([], drain_timeout_s=60)  # what `device run` does first: send the queue
+        assert outbox.pending() == 0 and agent.uplink.stats.stored == expected
+        assert agent.uplink.stats.unknown_space == 0  # registered before the first frame
+        with QueryClient(server.base_url, user_token, cafile=server.cafile) as client:
+            [space] = client.spaces()
+        assert space["version"] == privatizer.version and space["n_records"] == expected
+        close(agent)
+    finally:
+        server.stop()

@@ -156,7 +156,7 @@ class DeviceAgent:
         self._capped_day: str | None = None  # the day the budget ran out (warned once)
         self.spaces: SpaceKeeper | None = None
         if uplink is not None:
-            versions = [*self.ledger.summary()["versions"], self.version]
+            versions = [*self.ledger.versions(), self.version]
             register = register or server_register(uplink)
             self.spaces = SpaceKeeper(register, privatizer.z_dim, versions)
 

@@ -213,6 +213,12 @@ class Ledger:
         with self._lock:
             return summarise(self._db)
 
+    def versions(self) -> list[str]:
+        """Every privatizer version this device has loaded, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT version FROM versions ORDER BY first_us").fetchall()
+        return [r[0] for r in rows]
+
     def entries(self) -> list[tuple[str, int, str, str, float]]:
         """Every charge as (source, timestamp_us, day, version, bits), by capture time."""
         with self._lock:
