@@ -124,3 +124,16 @@ def test_a_new_session_tries_every_held_tag_again(tmp_path: Path):
         assert drain(box) == []
         box.rewind()
         assert box.held_spaces() == set() and drain(box) == [0, 1]
+
+
+def test_records_queued_while_a_tag_is_held_wait_for_it_and_the_others_go(tmp_path: Path):
+    with Outbox(tmp_path / "o.sqlite", D) as box:
+        box.put_many([(z(i), i) for i in range(3)], space=OLD)
+        box.next_record()
+        box.on_ack(0, AckStatus.UNKNOWN_SPACE)
+        assert drain(box) == []  # all held: skipped once (not rescanned on every tick)
+        box.put(z(3), 3, space=OLD)
+        box.put(z(4), 4, space=NEW)
+        assert drain(box) == [4]
+        box.release_space(OLD)
+        assert drain(box) == [0, 1, 2, 3]

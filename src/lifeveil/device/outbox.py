@@ -318,6 +318,9 @@ class Outbox:
         ).fetchone()
         if row is not None:
             self._cursor = int(row[0])
+        elif held:  # everything pending is held: skip it once, not again on every tick
+            top = self._db.execute("SELECT MAX(seq) FROM records WHERE status IS NULL").fetchone()
+            self._cursor = max(self._cursor, int(top[0] if top[0] is not None else -1))
         return row
 
     def on_ack(self, seq: int, status: AckStatus) -> None:
