@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The agent registers before its uplink starts: a server that does not answer delays capture
+#: by at most this long (then its z wait, held, for the next chance).
+REGISTER_TIMEOUT_S = 5.0
 #: ``(version, z_dim) -> the server's space``: :meth:`QueryClient.register_space` or a fake.
 Register = Callable[[str, int], dict[str, Any]]
 
@@ -42,13 +45,14 @@ def https_base(uplink_url: str) -> str:
     return "https://" + uplink_url.removeprefix("wss://").removesuffix(UPLINK_PATH).rstrip("/")
 
 
-def server_register(uplink: UplinkConfig) -> Register:
+def server_register(uplink: UplinkConfig, timeout_s: float = REGISTER_TIMEOUT_S) -> Register:
     """:meth:`QueryClient.register_space` on the uplink's server, token and trust."""
 
     def register(version: str, z_dim: int) -> dict[str, Any]:
         from lifeveil.transport.client import QueryClient
 
-        with QueryClient(https_base(uplink.url), uplink.token, cafile=uplink.cafile) as client:
+        base = https_base(uplink.url)
+        with QueryClient(base, uplink.token, cafile=uplink.cafile, timeout_s=timeout_s) as client:
             return client.register_space(version, z_dim)
 
     return register
