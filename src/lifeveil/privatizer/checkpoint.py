@@ -58,10 +58,14 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
-    """The ``.safetensors`` file a path names: itself, the only one in a folder, or the default."""
-    from lifeveil.paths import DEFAULT_CHECKPOINT
+    """The ``.safetensors`` file a path names: itself, the only one in a folder, a shipped
+    privatizer's name (``fsq_plain``, ``lambda_0.1``, ...), or the default."""
+    from lifeveil.paths import DEFAULT_CHECKPOINT, SHIPPED_PRIVATIZERS
 
     checkpoint = Path(path or DEFAULT_CHECKPOINT)
+    shipped = SHIPPED_PRIVATIZERS / f"{checkpoint.name}.safetensors"
+    if not checkpoint.exists() and checkpoint.name == str(path) and shipped.is_file():
+        checkpoint = shipped
     if checkpoint.is_dir():
         found = [p for p in sorted(checkpoint.glob("*.safetensors")) if ".resume." not in p.name]
         if len(found) != 1:
@@ -72,7 +76,8 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     if not checkpoint.is_file():
         raise CheckpointError(
             f"{checkpoint}: checkpoint not found (expected NAME.safetensors with NAME.json "
-            "beside it)"
+            "beside it, or a shipped name: "
+            f"{', '.join(sorted(p.stem for p in SHIPPED_PRIVATIZERS.glob('*.safetensors')))})"
         )
     return checkpoint
 
