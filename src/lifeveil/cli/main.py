@@ -53,7 +53,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "query": (
         "lifeveil.cli.query",
-        "query a LifeVeil server from the shell: knn, timeline, classify, list, count",
+        "query a LifeVeil server from the shell: knn, timeline, classify, list, count, spaces, migrate",
     ),
     "console": (
         "lifeveil.cli.console",
