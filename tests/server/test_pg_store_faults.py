@@ -81,6 +81,9 @@ def test_stop_mid_stream_then_resend_loses_nothing(
     assert pg_store.put_records(device, second) == [AckStatus.STORED] * 40
     assert pg_store.put_records(device, first[-5:]) == [AckStatus.DUPLICATE] * 5
     assert pg_store.count_records(tenant.id) == 80
+    # The background indexer rode out the outage too: every z reaches the HNSW table once.
+    assert pg_store.wait_indexed(60) and pg_store.tail_size() == 0
+    assert pg_store._query("SELECT COUNT(*) FROM lifeveil_z_ann") == [(80,)]
 
 
 @pytest.mark.slow

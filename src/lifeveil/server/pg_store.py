@@ -2,9 +2,14 @@
 
 Chosen with ``store = "postgresql"`` and ``store_dsn`` in ``server.toml`` (``lifeveil server
 init --store postgresql://USER@HOST/DB``). The schema is created and migrated on start
-(``pg_store_schema``). Every read and write names the tenant in its ``WHERE`` clause; k-NN
-takes candidates from the HNSW index (iterative scan, so a tenant filter still yields k) and
-re-ranks them exactly, the way the brute-force default scores them.
+(``pg_store_schema``). Every read and write names the tenant in its ``WHERE`` clause.
+
+Ingest appends z to ``lifeveil_z_records`` (the source of truth) and, by a trigger in the same
+transaction, to the unindexed ``lifeveil_z_tail``; a background thread (``pg_store_indexer``)
+moves tail rows into the HNSW-indexed ``lifeveil_z_ann``, so an insert never waits for the
+graph. k-NN takes candidates from the HNSW index (iterative scan, so a tenant filter still
+yields k) and from an exact scan of the tail, in one statement, and re-ranks them exactly,
+the way the brute-force default scores them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from lifeveil.errors import (
 )
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.pg_store_heads import PostgresHeads
+from lifeveil.server.pg_store_indexer import TailIndexer
+from lifeveil.server.pg_store_knn import PostgresKnn, record_filter
 from lifeveil.server.pg_store_pool import ConnectionPool, binary_z_loader, import_psycopg
 from lifeveil.server.pg_store_principals import ACTIVE_PRINCIPAL, PostgresPrincipals
 from lifeveil.server.pg_store_schema import (
@@ -33,9 +40,7 @@ from lifeveil.server.pg_store_schema import (
     SCHEMA_VERSION,
     migration_sql,
 )
-from lifeveil.server.search import cosine_knn
 from lifeveil.server.store import (
-    NeighborHit,
     Principal,
     PutResult,
     RecordBatch,
@@ -55,15 +60,13 @@ _RECORD_SELECT = (
     "SELECT p.name, r.seq, r.timestamp_us, r.z, r.device_id FROM lifeveil_z_records r "
     "JOIN lifeveil_principals p ON p.id = r.device_id "
 )
-# Candidates fetched from HNSW per k-NN query before the exact re-ranking.
-KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR = 100, 4
 
 
 def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-class PostgresStore(PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
+class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
     """:class:`ZStore` in a PostgreSQL database with the pgvector extension.
 
     Args:
@@ -71,16 +74,23 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
             and given by ``PGPASSWORD`` or ``~/.pgpass``.
         z_dim: dimension of stored z; must match the dimension the database was created with.
         pool_size: most connections held open at once.
+        background_indexer: run the thread moving ingested z into HNSW (off only in tests
+            that move them by hand with :meth:`index_tail`; k-NN finds tail rows either way).
     """
 
     _PARAM, _TABLE_PREFIX = "%s", "lifeveil_"
 
-    def __init__(self, dsn: str, z_dim: int, pool_size: int = 4) -> None:
+    def __init__(
+        self, dsn: str, z_dim: int, pool_size: int = 4, *, background_indexer: bool = True
+    ) -> None:
         self.z_dim = z_dim
         self._psycopg = import_psycopg()
         self._nonce_inserts = 0
         self._pool = ConnectionPool(dsn, pool_size, configure=self._configure)
         self._pool.run(self._migrate, transaction=False)
+        self.indexer = TailIndexer(self._pool)
+        if background_indexer:
+            self.indexer.start()
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> PostgresStore:
@@ -179,7 +189,10 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
                     results.append(exc)
             return results
 
-        return self._pool.run(work)
+        results = self._pool.run(work)
+        if any(isinstance(r, list) and AckStatus.STORED in r for r in results):
+            self.indexer.notify()
+        return results
 
     def _prepare(
         self, device: Principal, records: Sequence[ZRecord]
@@ -293,7 +306,7 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
         limit: int | None = None,
         space: int = NO_SPACE,
     ) -> RecordBatch:
-        where, params = _record_filter(tenant_id, space, device_id, t_start_us, t_end_us)
+        where, params = record_filter(tenant_id, space, device_id, t_start_us, t_end_us)
         sql = _RECORD_SELECT + where + " ORDER BY r.timestamp_us, r.device_id, r.seq LIMIT %s"
         return self._batch(self._query(sql, [*params, limit]))
 
@@ -329,58 +342,11 @@ class PostgresStore(PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
             z=z,
         )
 
-    def knn(
-        self,
-        tenant_id: int,
-        query: np.ndarray,
-        k: int,
-        device_id: int | None = None,
-        *,
-        space: int = NO_SPACE,
-    ) -> list[NeighborHit]:
-        """HNSW candidates (``max(100, 4k)``) of this tenant's space (the filter is applied
-        during the iterative scan), re-ranked by exact cosine."""
-        if k <= 0:
-            return []
-        where, params = _record_filter(tenant_id, space, device_id, None, None)
-        count = max(KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR * k)
-        vector = np.ascontiguousarray(query, dtype=np.float32)
-        rows = self._query(
-            _RECORD_SELECT + where + " ORDER BY r.z <=> %s LIMIT %s", [*params, vector, count]
-        )
-        # The exact scan's row order, so ties break the same way.
-        rows.sort(key=lambda r: (r[2], r[4], r[1]))
-        batch = self._batch(rows)
-        idx, scores = cosine_knn(batch.z, query, k)
-        return [
-            NeighborHit(batch.devices[i], int(batch.seqs[i]), int(batch.timestamps_us[i]), float(s))
-            for i, s in zip(idx, scores, strict=True)
-        ]
-
     # -- heads and replay -----------------------------------------------------------------
     def close(self) -> None:
-        self._pool.close()
-
-
-def _record_filter(
-    tenant_id: int,
-    space: int,
-    device_id: int | None,
-    t_start_us: int | None,
-    t_end_us: int | None,
-) -> tuple[str, list[object]]:
-    """``WHERE`` clause and parameters: always the tenant and space, then the optional
-    filters."""
-    clauses, params = ["r.tenant_id = %s", "r.space = %s"], [tenant_id, space]
-    for clause, value in (
-        ("r.device_id = %s", device_id),
-        ("r.timestamp_us >= %s", t_start_us),
-        ("r.timestamp_us <= %s", t_end_us),
-    ):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    return "WHERE " + " AND ".join(clauses), params
+        self.indexer.stop()
+        self._pool.close()  # a batch in progress finishes; no new one starts
+        self.indexer.close()
 
 
 def _known_spaces(conn: Any, device: Principal) -> set[int]:

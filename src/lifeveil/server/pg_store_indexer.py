@@ -1,0 +1,139 @@
+"""The PostgreSQL store's background indexer: moves z from the unindexed tail into HNSW.
+
+Ingest only appends to ``lifeveil_z_tail`` (a trigger on ``lifeveil_z_records``, schema
+version 3), so it never waits for the HNSW graph. One daemon thread per store moves tail rows
+into ``lifeveil_z_ann`` (the HNSW-indexed table) in batches, each batch one transaction that
+deletes the rows from the tail and inserts them into the ann table: a k-NN query, which reads
+both tables in one statement (one snapshot), sees every row exactly once, before or after
+its move. Rows are picked ``FOR UPDATE SKIP LOCKED``, so the indexers of several server
+processes on one database share the work without waiting on or duplicating each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from lifeveil.server.pg_store_pool import ConnectionPool, first_line
+
+log = logging.getLogger(__name__)
+
+# Rows moved per transaction: ~0.5-1 s of HNSW inserts at m = 24 on one core, so a batch's
+# locks are short and a stop waits little, while commits stay rare.
+MOVE_BATCH = 256
+# Seconds between looks at an empty tail (another server process may have filled it).
+IDLE_POLL_S = 1.0
+# Back-off after a failed batch (PostgreSQL down...): doubles from the first to the last.
+BACKOFF_S = (0.5, 30.0)
+
+_MOVE = """
+WITH moved AS (
+    DELETE FROM lifeveil_z_tail WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM lifeveil_z_tail LIMIT %s FOR UPDATE SKIP LOCKED))
+    RETURNING device_id, space, seq, tenant_id, z
+)
+INSERT INTO lifeveil_z_ann (device_id, space, seq, tenant_id, z)
+    SELECT device_id, space, seq, tenant_id, z FROM moved
+    ON CONFLICT (device_id, space, seq) DO NOTHING
+"""
+
+
+def move_tail_batch(pool: ConnectionPool, limit: int = MOVE_BATCH) -> int:
+    """Move up to ``limit`` tail rows (not locked by another indexer) into the HNSW table,
+    in one transaction; returns how many were taken from the tail."""
+
+    def work(conn: Any) -> int:
+        return max(int(conn.execute(_MOVE, (int(limit),)).rowcount), 0)
+
+    return pool.run(work)
+
+
+def tail_size(pool: ConnectionPool) -> int:
+    """Rows waiting in the tail (committed ones, including any being moved right now)."""
+    return int(
+        pool.run(
+            lambda c: c.execute("SELECT COUNT(*) FROM lifeveil_z_tail").fetchone()[0],
+            transaction=False,
+        )
+    )
+
+
+class TailIndexer:
+    """One daemon thread moving tail batches into HNSW while the tail is non-empty.
+
+    :meth:`notify` (after an ingest commits) wakes it; otherwise it looks every
+    ``idle_poll_s`` seconds. A failed batch is logged in one line and retried with back-off;
+    nothing is lost, as a batch that fails leaves its rows in the tail.
+    """
+
+    def __init__(
+        self, pool: ConnectionPool, batch: int = MOVE_BATCH, idle_poll_s: float = IDLE_POLL_S
+    ) -> None:
+        self._pool, self.batch, self.idle_poll_s = pool, batch, idle_poll_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.moved = 0  # rows this indexer moved into HNSW since it started
+        self.busy_s = 0.0  # seconds spent in batches that moved rows
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="lifeveil-pg-indexer", daemon=True
+            )
+            self._thread.start()
+
+    def notify(self) -> None:
+        """New rows are in the tail: move them soon."""
+        self._wake.set()
+
+    def wait_indexed(self, timeout_s: float = 600.0, poll_s: float = 0.05) -> bool:
+        """Wait until the tail is empty (every committed z is in HNSW); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        self.notify()
+        while tail_size(self._pool) > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+        return True
+
+    @property
+    def rate_z_per_s(self) -> float:
+        """Rows moved into HNSW per second of moving, since start (0 before any)."""
+        return self.moved / self.busy_s if self.busy_s > 0 else 0.0
+
+    def stop(self) -> None:
+        """Ask the thread to stop after the batch in progress (which commits or rolls back
+        whole); :meth:`close` waits for it."""
+        self._stop.set()
+        self._wake.set()
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop and wait for the thread."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        delay = BACKOFF_S[0]
+        while not self._stop.is_set():
+            self._wake.clear()  # a notify from now on ends the idle wait below
+            t0 = time.perf_counter()
+            try:
+                moved = move_tail_batch(self._pool, self.batch)
+            except Exception as exc:  # PostgreSQL down, a lock timeout...: rows stay queued
+                if self._stop.is_set():
+                    return
+                log.warning("k-NN indexer: %s; retrying in %.1f s", first_line(exc), delay)
+                self._stop.wait(delay)
+                delay = min(2 * delay, BACKOFF_S[1])
+                continue
+            delay = BACKOFF_S[0]
+            if moved:
+                self.moved += moved
+                self.busy_s += time.perf_counter() - t0
+                continue
+            self._wake.wait(self.idle_poll_s)

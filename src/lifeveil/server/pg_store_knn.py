@@ -1,0 +1,115 @@
+"""k-NN for the PostgreSQL store: HNSW candidates plus the not yet indexed tail, re-ranked.
+
+A mixin of :class:`~lifeveil.server.pg_store.PostgresStore`: the HNSW index lives on
+``lifeveil_z_ann``; z ingested since the last move of the background indexer
+(``pg_store_indexer``) wait in ``lifeveil_z_tail`` and are scored exactly. Both are read in one
+statement, so a row being moved at that moment is counted once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from lifeveil.server.pg_store_indexer import TailIndexer, move_tail_batch, tail_size
+from lifeveil.server.pg_store_pool import ConnectionPool
+from lifeveil.server.search import cosine_knn
+from lifeveil.server.store import NeighborHit, RecordBatch
+from lifeveil.transport.record import NO_SPACE
+
+# Candidates fetched from HNSW (and as many from the tail) per k-NN query before the exact
+# re-ranking.
+KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR = 100, 4
+# k-NN candidates: the HNSW index of the ann table and an exact scan of the tail, read in one
+# statement (one snapshot: a row being moved is in exactly one of them), then their records.
+_KNN_SQL = """
+WITH candidates AS (
+    (SELECT r.device_id, r.space, r.seq FROM lifeveil_z_ann r {where}
+        ORDER BY r.z <=> %s LIMIT %s)
+    UNION ALL
+    (SELECT r.device_id, r.space, r.seq FROM lifeveil_z_tail r {where}
+        ORDER BY r.z <=> %s LIMIT %s)
+)
+SELECT p.name, r.seq, r.timestamp_us, r.z, r.device_id FROM candidates c
+JOIN lifeveil_z_records r ON r.device_id = c.device_id AND r.space = c.space AND r.seq = c.seq
+JOIN lifeveil_principals p ON p.id = r.device_id
+"""
+
+
+class PostgresKnn:
+    """k-NN and the HNSW tail, over the store's pool and indexer."""
+
+    z_dim: int
+    indexer: TailIndexer
+    _pool: ConnectionPool
+    _query: Callable[..., list[tuple]]
+    _batch: Callable[[list[tuple]], RecordBatch]
+
+    def _migrated_stored(self, tenant_id: int, space: int, keys: np.ndarray, z: np.ndarray) -> None:
+        self.indexer.notify()  # the trigger put the migrated rows in the tail
+
+    # -- the HNSW tail ------------------------------------------------------------------------
+    def tail_size(self) -> int:
+        """z stored but not yet in the HNSW index (k-NN finds them by an exact scan)."""
+        return tail_size(self._pool)
+
+    def wait_indexed(self, timeout_s: float = 600.0) -> bool:
+        """Wait until every committed z is in the HNSW index; False on timeout (tests,
+        benchmarks; the background indexer must be running, or another server's)."""
+        return self.indexer.wait_indexed(timeout_s)
+
+    def index_tail(self, limit: int | None = None) -> int:
+        """Move up to ``limit`` tail rows (one batch by default) into HNSW now; returns how
+        many moved."""
+        return move_tail_batch(self._pool, limit or self.indexer.batch)
+
+    def knn(
+        self,
+        tenant_id: int,
+        query: np.ndarray,
+        k: int,
+        device_id: int | None = None,
+        *,
+        space: int = NO_SPACE,
+    ) -> list[NeighborHit]:
+        """HNSW candidates (``max(100, 4k)``) of this tenant's space (the filter is applied
+        during the iterative scan) and as many from an exact scan of the not yet indexed
+        tail, re-ranked by exact cosine."""
+        if k <= 0:
+            return []
+        where, params = record_filter(tenant_id, space, device_id, None, None)
+        count = max(KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR * k)
+        vector = np.ascontiguousarray(query, dtype=np.float32)
+        rows = self._query(
+            _KNN_SQL.format(where=where), [*params, vector, count, *params, vector, count]
+        )
+        # The exact scan's row order, so ties break the same way.
+        rows.sort(key=lambda r: (r[2], r[4], r[1]))
+        batch = self._batch(rows)
+        idx, scores = cosine_knn(batch.z, query, k)
+        return [
+            NeighborHit(batch.devices[i], int(batch.seqs[i]), int(batch.timestamps_us[i]), float(s))
+            for i, s in zip(idx, scores, strict=True)
+        ]
+
+
+def record_filter(
+    tenant_id: int,
+    space: int,
+    device_id: int | None,
+    t_start_us: int | None,
+    t_end_us: int | None,
+) -> tuple[str, list[object]]:
+    """``WHERE`` clause and parameters: always the tenant and space, then the optional
+    filters."""
+    clauses, params = ["r.tenant_id = %s", "r.space = %s"], [tenant_id, space]
+    for clause, value in (
+        ("r.device_id = %s", device_id),
+        ("r.timestamp_us >= %s", t_start_us),
+        ("r.timestamp_us <= %s", t_end_us),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return "WHERE " + " AND ".join(clauses), params
