@@ -263,13 +263,16 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
             copy.set_types(["int4", "int8", "int8", "vector"])
             for record, z in rows:
                 copy.write_row((int(record.space), int(record.seq), int(record.timestamp_us), z))
+        # Emptying the staging table as it is read lets the next device of a group commit
+        # start empty; a DELETE of a few rows costs far less than TRUNCATE (which makes new
+        # files: it took half the ingest time).
         inserted = conn.execute(
+            "WITH staged AS (DELETE FROM lifeveil_z_in_v3 RETURNING *) "
             "INSERT INTO lifeveil_z_records (device_id, space, seq, tenant_id, timestamp_us, "
-            "received_us, z) SELECT %s, space, seq, %s, timestamp_us, %s, z FROM lifeveil_z_in_v3 "
+            "received_us, z) SELECT %s, space, seq, %s, timestamp_us, %s, z FROM staged "
             "ON CONFLICT (device_id, space, seq) DO NOTHING RETURNING space, seq",
             (device.id, device.tenant_id, now),
         ).fetchall()
-        conn.execute("TRUNCATE lifeveil_z_in_v3")  # the next device of a group commit starts empty
         return {(int(r[0]), int(r[1])) for r in inserted}
 
     def _existing(

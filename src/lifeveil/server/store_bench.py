@@ -11,6 +11,11 @@ pgvector), without HTTP and TLS, so that it measures what the store can do:
 4. *ingest while querying*: ``extra_records`` more z ingested alone, then as many again while
    a thread sends queries back to back: the drop in z/s and the query latency meanwhile.
 
+A store that indexes in the background from an unindexed tail (PostgreSQL: ``tail_size``,
+``wait_indexed``, ``indexer``) also gets: the tail left by the preload and k-NN latency and
+recall while that tail exists (before step 2), the time to drain it and the indexer's rate
+(step 2 waits for it), the indexer's rate while step 4 ingests, and the tail at the end.
+
 The z are video-like (``synthetic_z``): scenes of a few seconds to minutes in which z drifts
 slowly around a scene centre, plus per-frame noise; with ``base`` (z of encoded clips, e.g.
 from ``lifeveil encode``) the scene centres are those z.
@@ -167,9 +172,14 @@ def run_store_bench(
     feeder = _Feeder(store, devices, config.batch)
     say(f"preloading {config.n:,} z ...")
     preload_rate = feeder.send(stored)
+    tail = _TailProbe(store)
+    if tail.present:
+        say(f"  {preload_rate:,.0f} z/s; {config.queries} queries while a tail exists ...")
+        tail.query_with_tail(queries, stored, feeder.keys, config.k, tenant.id)
     say(f"  {preload_rate:,.0f} z/s; building the k-NN index ...")
     t0 = time.perf_counter()
     store.prepare_knn(tenant.id)
+    tail.drain()
     index_s = time.perf_counter() - t0
     say(f"  index ready in {index_s:.1f} s; {config.queries} queries ...")
     latencies, recall = _timed_queries(store, tenant.id, queries, stored, feeder.keys, config.k)
@@ -180,12 +190,14 @@ def run_store_bench(
         exact.append(time.perf_counter() - t0)
     say("ingest alone, then while queries run ...")
     half = config.extra_records
+    tail.start_ingest()
     alone = feeder.send(extra[:half]) if half else 0.0
     loop = _QueryThread(store, tenant.id, queries, config.k)
     loop.start()
     busy = feeder.send(extra[half:]) if half else 0.0
     loop.stop_event.set()
     loop.join(60)
+    tail.end_ingest()
     return {
         "config": asdict(config),
         "store": type(store).__name__,
@@ -203,6 +215,7 @@ def run_store_bench(
             "queries_during_ingest": len(loop.latencies),
             "query_p50_ms_during_ingest": percentile_ms(loop.latencies, 50),
             "query_p99_ms_during_ingest": percentile_ms(loop.latencies, 99),
+            **tail.report,
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -210,6 +223,69 @@ def run_store_bench(
             "python": platform.python_version(),
         },
     }
+
+
+class _TailProbe:
+    """The tail measurements of a store indexing in the background (a no-op for others)."""
+
+    def __init__(self, store: ZStore) -> None:
+        self.store = store
+        self.present = all(hasattr(store, a) for a in ("tail_size", "wait_indexed", "indexer"))
+        self.report: dict[str, Any] = {}
+        self._moved0, self._t0 = 0, 0.0
+
+    def _size(self) -> int:
+        return int(self.store.tail_size())  # type: ignore[attr-defined]
+
+    def _moved(self) -> int:
+        return int(self.store.indexer.moved)  # type: ignore[attr-defined]
+
+    def query_with_tail(
+        self,
+        queries: np.ndarray,
+        stored: np.ndarray,
+        keys: list[tuple[str, int]],
+        k: int,
+        tenant_id: int,
+    ) -> None:
+        """k-NN latency and recall right after the preload, while the tail is large."""
+        self.report["tail_after_preload"] = self._size()
+        latencies, recall = _timed_queries(self.store, tenant_id, queries, stored, keys, k)
+        self.report |= {
+            "tail_query_p50_ms": percentile_ms(latencies, 50),
+            "tail_query_p99_ms": percentile_ms(latencies, 99),
+            f"tail_recall_at_{k}": round(recall, 4),
+            "tail_after_tail_queries": self._size(),
+        }
+
+    def drain(self) -> None:
+        """Wait for the indexer to empty the tail; its rate meanwhile (nothing else runs)."""
+        if not self.present:
+            return
+        size, moved, t0 = self._size(), self._moved(), time.perf_counter()
+        if not self.store.wait_indexed(7200):  # type: ignore[attr-defined]
+            raise InputError("the k-NN indexer did not empty the tail within 2 hours")
+        seconds = time.perf_counter() - t0
+        self.report |= {
+            "tail_drain_s": round(seconds, 2),
+            "tail_drained": size,
+            "indexer_drain_z_per_s": round((self._moved() - moved) / seconds, 1)
+            if seconds > 0
+            else None,
+            "indexer_busy_z_per_s": round(self.store.indexer.rate_z_per_s, 1),  # type: ignore[attr-defined]
+        }
+
+    def start_ingest(self) -> None:
+        self._moved0, self._t0 = (self._moved(), time.perf_counter()) if self.present else (0, 0)
+
+    def end_ingest(self) -> None:
+        """The indexer's rate while step 4 ingested and queried, and the tail it left."""
+        if self.present:
+            seconds = time.perf_counter() - self._t0
+            self.report |= {
+                "indexer_z_per_s_during_ingest": round((self._moved() - self._moved0) / seconds, 1),
+                "tail_at_end": self._size(),
+            }
 
 
 def _timed_queries(
