@@ -147,3 +147,24 @@ def test_index_is_scoped_per_space(tmp_path: Path):
     assert store._ann.knn((dev.tenant_id, t_new), queries[0], 5) is not None  # the index ran
     store.close()
     assert (tmp_path / f"z.db.ann/tenant-{dev.tenant_id}-space-{t_new}.usearch").exists()
+
+
+def test_index_reads_back_only_the_top_rows_and_breaks_ties_like_the_scan(tmp_path: Path):
+    store = _open(tmp_path / "z.db")
+    cam = _device(store, "a")
+    records = _records(0, 1500)
+    twins = [ZRecord(5000 + i, 7000 - i, records[3].z) for i in range(12)]  # 13 equal z
+    store.put_records(cam, records + twins)
+    assert store._ann.wait_ready((cam.tenant_id, 0), 60)
+    read: list[int] = []
+    by_keys = store.records_by_keys
+    store.records_by_keys = lambda scope, keys: read.append(len(keys)) or by_keys(scope, keys)
+    for k in (1, 5, 10):
+        assert _keys(store.knn(cam.tenant_id, records[3].z, k)) == _keys(
+            ZStore.knn(store, cam.tenant_id, records[3].z, k)
+        )
+    assert read == [13, 13, 13]  # the tied rows only, not the ~100 candidates
+    read.clear()
+    queries = np.stack([r.z for r in _records(0, 20, seed=5)])
+    assert _recall(store, cam.tenant_id, queries) >= 0.95
+    assert max(read) <= 11  # k = 10 rows (ties are unlikely on random z)

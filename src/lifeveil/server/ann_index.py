@@ -123,15 +123,23 @@ class TenantAnnIndex:
         """Whether the tail is big enough to be worth folding into the graph."""
         return self.n_pending >= max(min_rows, int(fraction * self.n_indexed))
 
-    def candidates(self, query: np.ndarray, count: int) -> np.ndarray:
-        """Keys ``(c, 2)`` of up to ``2 * count`` likely neighbours of ``query`` (unique)."""
+    def candidates(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys ``(c, 2)`` and z ``(c, d)`` of up to ``2 * count`` likely neighbours of
+        ``query`` (unique keys), z exactly as stored (the graph keeps float32 vectors), so
+        the caller can score them without reading the database."""
         with self._lock:
             graph, keys, tail = self._graph, self._keys, self._tail
-        found = [_tail_best(tail, query, count)]
+        rows = _tail_best(tail, query, count)
+        found_keys, found_z = [tail.keys[rows]], [tail.z[rows]]
         if graph is not None and len(keys):
             labels = np.asarray(graph.search(query.astype(np.float32), count, threads=1).keys)
-            found.append(keys[labels[labels < len(keys)].astype(np.int64)])
-        return np.unique(np.concatenate(found), axis=0)
+            labels = labels[labels < len(keys)]
+            if len(labels):
+                found_keys.append(keys[labels.astype(np.int64)])
+                found_z.append(np.asarray(graph.get(labels), dtype=np.float32))
+        all_keys = np.concatenate(found_keys)
+        _, first = np.unique(all_keys, axis=0, return_index=True)
+        return all_keys[first], np.concatenate(found_z)[first]
 
     def absorb(self, threads: int = 1) -> None:
         """Insert the current tail into a copy of the graph, then publish the copy.
@@ -202,15 +210,13 @@ class TenantAnnIndex:
 
 
 def _tail_best(tail: _Tail, query: np.ndarray, count: int) -> np.ndarray:
-    """Keys of the ``count`` tail rows most cosine-similar to ``query`` (approximate order)."""
-    if tail.n == 0:
-        return np.zeros((0, 2), np.int64)
+    """Row numbers of the ``count`` tail rows most cosine-similar to ``query`` (any order)."""
+    if tail.n <= count:
+        return np.arange(tail.n)
     z = tail.z[: tail.n]
     norms = np.linalg.norm(z, axis=1) * max(float(np.linalg.norm(query)), 1e-30)
     scores = (z @ query.astype(np.float32)) / np.maximum(norms, 1e-30)
-    if tail.n <= count:
-        return tail.keys[: tail.n].copy()
-    return tail.keys[np.argpartition(-scores, count)[:count]]
+    return np.argpartition(-scores, count)[:count]
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:

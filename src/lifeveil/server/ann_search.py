@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from lifeveil.server.ann_index import TenantAnnIndex, ann_available
-from lifeveil.server.search import cosine_knn
+from lifeveil.server.search import cosine_knn, cosine_scores
 from lifeveil.server.store import NeighborHit
 
 log = logging.getLogger(__name__)
@@ -103,12 +103,15 @@ class AnnSearch:
             count *= DEVICE_OVERSAMPLE
         if count >= len(index):
             return None  # asking for (nearly) every record: the exact scan is complete and cheap
-        keys = index.candidates(query, count)
+        keys, z = index.candidates(query, count)
         if device_id is not None:
-            keys = keys[keys[:, 0] == device_id]
-        rows = self._source.records_by_keys(scope, keys)
-        if len(rows) < k and device_id is not None:
+            mine = keys[:, 0] == device_id
+            keys, z = keys[mine], z[mine]
+        if len(keys) < k and device_id is not None:
             return None  # a small device among many: its exact scan is cheap and complete
+        rows = self._source.records_by_keys(scope, best_keys(keys, z, query, k))
+        if len(rows) < min(k, len(keys)):  # a candidate is gone from the database
+            rows = self._source.records_by_keys(scope, keys)
         return rerank(rows, query, k, self.z_dim)
 
     def wait_ready(self, scope: Scope, timeout_s: float = 600.0) -> bool:
@@ -188,6 +191,17 @@ class AnnSearch:
         for scope, index in list(self._indexes.items()):
             if index.dirty and scope in self._ready:
                 index.save(self.folder, index_stem(scope))
+
+
+def best_keys(keys: np.ndarray, z: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """The candidates that can be in the exact top ``k``: every one scoring at least the
+    ``k``-th best score (ties included, so :func:`rerank` breaks them as the exact scan
+    does). Scored as :func:`cosine_knn` scores, so only these rows need reading back."""
+    if len(keys) <= k:
+        return keys
+    scores = cosine_scores(z, query)
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+    return keys[scores >= kth]
 
 
 def rerank(rows: Sequence[tuple], query: np.ndarray, k: int, z_dim: int) -> list[NeighborHit]:

@@ -24,9 +24,17 @@ def cosine_knn(z: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np
     """
     if len(z) == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    scores = cosine_scores(z, query)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return order, scores[order]
+
+
+def cosine_scores(z: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine similarity (float64) of each row of ``z`` to ``query``; 0 for zero vectors.
+
+    A row's score depends on that row alone, so scores of a subset equal the full scan's.
+    """
     z = z.astype(np.float64)
     norms = np.linalg.norm(z, axis=1) * np.linalg.norm(query)
     dots = z @ query.astype(np.float64)
-    scores = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-    order = np.argsort(-scores, kind="stable")[:k]
-    return order, scores[order]
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
