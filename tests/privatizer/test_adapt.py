@@ -11,7 +11,7 @@ import pytest
 from lifeveil.cli.main import main
 from lifeveil.errors import CheckpointError, ShapeError
 from lifeveil.paths import shared_data_root
-from lifeveil.privatizer.adapt import Adapter, fit_adapter, fit_report
+from lifeveil.privatizer.adapt import Adapter, code_levels, fit_adapter, fit_report, fit_snap
 
 
 def test_fit_recovers_a_linear_map_and_survives_a_round_trip(tmp_path: Path) -> None:
@@ -33,6 +33,28 @@ def test_ridge_shrinks_towards_the_mean() -> None:
     old, new = rng.standard_normal((50, 4)), rng.standard_normal((50, 3))
     heavy = fit_adapter(old, new, "a", "b", ridge=1e9)
     np.testing.assert_allclose(heavy.apply(old), np.broadcast_to(new.mean(0), (50, 3)), atol=1e-3)
+
+
+def test_snapping_lands_on_the_code_grid_with_the_new_codes_level_shares(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    old = rng.standard_normal((2000, 6))
+    grid = code_levels(np.array([[-1.0, -0.5, 0.0, 0.5, 1.0]]), 5)
+    assert grid is not None and code_levels(np.array([[0.3]]), 5) is None  # off-grid: no code
+    # a new code that is a coarse function of the old z, with skewed level shares
+    new = grid[np.clip(np.round(old[:, :3] * 0.8 + 1.2), 0, 4).astype(int)]
+    linear = fit_adapter(old, new, "old1", "new2")
+    snapped = fit_snap(linear, old, new, grid)
+    out = snapped.apply(old)
+    assert np.isin(out, grid).all() and snapped.snaps and not linear.snaps
+    for j in range(3):  # each level as often as the new code takes it (quantile matching)
+        for level in grid:
+            assert abs((out[:, j] == level).mean() - (new[:, j] == level).mean()) < 0.01
+    assert fit_report(snapped, old, new)["code_agreement"] > 0.8
+    loaded = Adapter.load(snapped.save(tmp_path / "s.safetensors"))
+    np.testing.assert_array_equal(loaded.apply(old[:50]), out[:50])
+    assert "snapped to 5 levels" in loaded.describe()
+    plain = Adapter.load(linear.save(tmp_path / "p.safetensors"))  # a linear file: no snapping
+    assert not plain.snaps and not np.isin(plain.apply(old[:5]), grid).all()
 
 
 def test_bad_input_is_refused(tmp_path: Path) -> None:
@@ -60,7 +82,8 @@ def test_adapt_command_between_two_shipped_privatizers(tmp_path: Path, capsys) -
     adapter = Adapter.load(out)
     assert adapter.old_dim == adapter.new_dim == 64 and adapter.fitted_on >= 100
     assert adapter.old_version != adapter.new_version
-    assert result["fit"]["mean_cosine"] > 0.8
+    assert result["fit"]["mean_cosine"] > 0.8 and result["fit"]["code_agreement"] > 0.5
+    assert adapter.snaps and np.isin(adapter.apply(np.zeros((1, 64))), adapter.levels).all()
     assert main(argv) == 2 and "already exists" in capsys.readouterr().err
     assert main(["adapt", "no_such_model", "fsq_invariant", "--frames", str(folder),
                  "--out", str(tmp_path / "o.safetensors")]) == 2  # fmt: skip

@@ -17,8 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Encode the same frames with both privatizers (on the device, e.g. frames still in "
             "the vault: nothing raw leaves) and fit a ridge regression from old z to new z. The "
-            "server applies the adapter to z it stored under the old version. The adapter sees "
-            "only old z, so a migrated z discloses no more than the old z did (and no less). "
+            "server applies the adapter to z it stored under the old version. When the new "
+            "version releases an fsq code, the output is snapped onto its code grid (unless "
+            "--no-snap). The adapter sees only old z, so a migrated z discloses no more than "
+            "the old z did; snapping makes it disclose less. "
             "With --evaluate it is measured on data neither model nor adapter saw: scene "
             "utility on SUN8, identity on ORL s11-s40 by one probe, and identity under the "
             "benchmark's accumulation attacker (k = 1 ... 256) on ORL s11-s40 and LFW held-out "
@@ -37,6 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fps", type=float, default=2.0, help="video sampling rate")
     p.add_argument("--ridge", type=float, default=10.0, help="L2 penalty of the regression")
+    p.add_argument(
+        "--no-snap",
+        action="store_true",
+        help=(
+            "keep the plain linear map; by default, when the new version releases an fsq code, "
+            "migrated z are snapped onto its code grid (much less identity, some utility cost)"
+        ),
+    )
     p.add_argument("--out", type=Path, required=True, help="adapter file to write (.safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument(
@@ -67,7 +77,7 @@ def _checkpoint(name: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Fit, save and (optionally) evaluate the adapter."""
     from lifeveil.errors import InputError
-    from lifeveil.privatizer.adapt import fit_adapter, fit_report
+    from lifeveil.privatizer.adapt import fit_adapter, fit_report, fit_snap
     from lifeveil.privatizer.checkpoint import resolve_checkpoint
     from lifeveil.privatizer.encode import encode_inputs
     from lifeveil.privatizer.loader import open_privatizer
@@ -79,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     old_z = encode_inputs(old, args.frames, args.fps, "mean", progress=not args.json).matrix()
     new_z = encode_inputs(new, args.frames, args.fps, "mean", progress=not args.json).matrix()
     adapter = fit_adapter(old_z, new_z, old.version, new.version, ridge=args.ridge)
+    levels = None if args.no_snap else _code_levels(new, new_z)
+    if levels is not None:
+        adapter = fit_snap(adapter, old_z, new_z, levels)
     adapter.save(args.out)
     result = {"adapter": str(args.out), "fit": fit_report(adapter, old_z, new_z)}
     if args.evaluate:
@@ -91,6 +104,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _code_levels(new, new_z):  # noqa: ANN001, ANN202
+    """The new version's code values when it releases an fsq code, else None."""
+    from lifeveil.privatizer.adapt import code_levels
+
+    cfg = new.cfg
+    return code_levels(new_z, cfg.fsq_levels) if cfg.bottleneck == "fsq" else None
+
+
 def _print(result: dict, described: str, as_json: bool) -> None:
     """The result as JSON or as a few readable lines."""
     if as_json:
@@ -98,7 +119,9 @@ def _print(result: dict, described: str, as_json: bool) -> None:
         return
     fit = result["fit"]
     print(f"wrote {result['adapter']}: {described}")
-    print(f"fit on its frames: mean cosine {fit['mean_cosine']:.3f}, R^2 {fit['r2']:.3f}")
+    agree = fit.get("code_agreement")
+    codes = f", {agree:.1%} of code values as the new version's" if agree is not None else ""
+    print(f"fit on its frames: mean cosine {fit['mean_cosine']:.3f}, R^2 {fit['r2']:.3f}{codes}")
     ev = result.get("evaluation")
     if ev:
         print(

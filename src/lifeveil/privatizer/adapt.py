@@ -5,19 +5,27 @@ and the raw video behind them may be gone. On the device, where some raw frames 
 the vault, both versions encode the same frames; a ridge regression fitted on those pairs maps
 old z to the new space, and the server applies it to its stored z (issue 14 item 2).
 
+When the new version releases a finite-scalar-quantised code (every shipped default does), the
+adapter also *snaps* its output onto that code grid: per coordinate, thresholds chosen so that
+the migrated values take each level as often as the new version's codes do on the fit frames
+(quantile matching). Snapping keeps the coarse, scene-level structure the new version's heads
+read and throws away the fine variations of the old z in which identity survived: measured by
+the accumulation attacker, it brings identity in migrated z far below the old z's, for some
+scene utility (``lifeveil adapt --evaluate``; README and docs/GUARANTEES.md have the numbers).
+
 What the adapter can disclose: it is a fixed function of old z alone, so by the data processing
 inequality a migrated z carries no more information about the frame (or the person in it) than
 the old z it came from. It does not carry *less* than the new version would: identity the old
 version leaked stays leaked (measured by ``lifeveil adapt --evaluate``). Fitting it needs pairs
 of old and new z of the same frames, made on the device; only the adapter (a d_new x d_old
-matrix and a bias) goes to the server.
+matrix, a bias and, when snapping, the thresholds) goes to the server.
 
 Nothing here imports PyTorch; weights are stored with safetensors' NumPy API.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +34,7 @@ from lifeveil.errors import CheckpointError, ShapeError
 from lifeveil.io import atomic_path
 
 FORMAT = "lifeveil-adapter"
-VERSION = 1
+VERSION = 2  # 2: optional snapping thresholds; version-1 files (linear) still load
 DEFAULT_RIDGE = 10.0
 
 
@@ -40,6 +48,8 @@ class Adapter:
         old_version / new_version: the checkpoints' version ids (hash of weights + config).
         fitted_on: how many frame pairs it was fitted on.
         ridge: the L2 penalty used.
+        thresholds / levels: with snapping, coordinate ``j`` of the linear output becomes
+            ``levels[i]`` where ``i`` counts the thresholds ``thresholds[j]`` below it.
     """
 
     weight: np.ndarray
@@ -48,6 +58,13 @@ class Adapter:
     new_version: str
     fitted_on: int
     ridge: float
+    thresholds: np.ndarray | None = None  # (d_new, L - 1) ascending, or None: no snapping
+    levels: np.ndarray | None = None  # (L,) the new code's values, with thresholds
+
+    @property
+    def snaps(self) -> bool:
+        """Whether the output is snapped onto the new version's code grid."""
+        return self.thresholds is not None
 
     @property
     def old_dim(self) -> int:
@@ -67,7 +84,10 @@ class Adapter:
                 f"adapter {self.old_version} -> {self.new_version} takes z of shape "
                 f"(N, {self.old_dim}), got {old_z.shape}"
             )
-        return (old_z @ self.weight.T + self.bias).astype(np.float32)
+        linear = (old_z @ self.weight.T + self.bias).astype(np.float32)
+        if self.thresholds is None or self.levels is None:
+            return linear
+        return snap(linear, self.thresholds, self.levels)
 
     def save(self, path: str | Path) -> Path:
         """Write ``NAME.safetensors`` (weight, bias, provenance in its metadata), atomically."""
@@ -86,6 +106,9 @@ class Adapter:
             "weight": np.ascontiguousarray(self.weight, dtype=np.float32),
             "bias": np.ascontiguousarray(self.bias, dtype=np.float32),
         }
+        if self.thresholds is not None and self.levels is not None:
+            tensors["thresholds"] = np.ascontiguousarray(self.thresholds, dtype=np.float32)
+            tensors["levels"] = np.ascontiguousarray(self.levels, dtype=np.float32)
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
         return path
@@ -100,6 +123,12 @@ class Adapter:
                 meta = fh.metadata() or {}
                 weight = np.array(fh.get_tensor("weight"), copy=True)
                 bias = np.array(fh.get_tensor("bias"), copy=True)
+                names = set(fh.keys())
+                thresholds, levels = (
+                    (np.array(fh.get_tensor("thresholds")), np.array(fh.get_tensor("levels")))
+                    if {"thresholds", "levels"} <= names
+                    else (None, None)
+                )
         except (SafetensorError, OSError, KeyError) as exc:
             raise CheckpointError(f"{path}: not a readable adapter file ({exc})") from None
         if meta.get("format") != FORMAT or weight.shape[:1] != bias.shape:
@@ -111,13 +140,17 @@ class Adapter:
             meta["new_version"],
             int(meta["fitted_on"]),
             float(meta["ridge"]),
+            thresholds,
+            levels,
         )
 
     def describe(self) -> str:
-        """One line: versions, shape, fit size."""
+        """One line: versions, shape, fit size, snapping."""
+        snapped = f", snapped to {len(self.levels)} levels" if self.levels is not None else ""
         return (
             f"adapter {self.old_version} (d={self.old_dim}) -> {self.new_version} "
             f"(d={self.new_dim}), ridge {self.ridge:g}, fitted on {self.fitted_on} frame pairs"
+            f"{snapped}"
         )
 
 
@@ -156,8 +189,49 @@ def fit_adapter(
     )
 
 
+def snap(z: np.ndarray, thresholds: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``z`` (N, d) with coordinate ``j`` replaced by ``levels[#(thresholds[j] < value)]``."""
+    index = (z[:, :, None] > thresholds[None, :, :]).sum(axis=2)
+    return np.asarray(levels, dtype=np.float32)[index]
+
+
+def code_levels(new_z: np.ndarray, levels: int) -> np.ndarray | None:
+    """The ``levels`` values of an fsq code (-1 ... 1 in equal steps) if every value of
+    ``new_z`` is one of them, else None (the new version does not release a code)."""
+    half = (levels - 1) / 2
+    grid = ((np.arange(levels) - half) / half).astype(np.float32)
+    nearest = grid[np.abs(np.asarray(new_z, np.float32)[..., None] - grid).argmin(-1)]
+    return grid if np.allclose(nearest, new_z, atol=1e-6) else None
+
+
+def fit_snap(adapter: Adapter, old_z: np.ndarray, new_z: np.ndarray, levels: np.ndarray) -> Adapter:
+    """``adapter`` with snapping thresholds fitted on paired z (quantile matching).
+
+    Per coordinate, the thresholds split the adapter's linear output on ``old_z`` so that each
+    level is taken as often as ``new_z`` takes it: the threshold after the first ``m`` sorted
+    outputs lies halfway between output ``m`` and ``m + 1`` (-inf / +inf at the ends, so a level
+    the new code never takes on these frames is never produced, and a coordinate whose output
+    is constant gets the new code's level there).
+    """
+    linear = replace(adapter, thresholds=None, levels=None).apply(old_z).astype(np.float64)
+    new_z = np.asarray(new_z, dtype=np.float32)
+    shares = (np.abs(new_z[:, :, None] - levels[None, None, :]) < 1e-6).mean(axis=0)  # (d, L)
+    counts = np.rint(np.cumsum(shares, axis=1)[:, :-1] * len(linear)).astype(np.int64)
+    thresholds = np.empty(counts.shape, dtype=np.float64)
+    for j in range(linear.shape[1]):
+        ends = np.concatenate([[-np.inf], np.sort(linear[:, j]), [np.inf]])
+        with np.errstate(invalid="ignore"):
+            thresholds[j] = (ends[counts[j]] + ends[counts[j] + 1]) / 2
+    return replace(
+        adapter,
+        thresholds=thresholds.astype(np.float32),
+        levels=np.asarray(levels, dtype=np.float32),
+    )
+
+
 def fit_report(adapter: Adapter, old_z: np.ndarray, new_z: np.ndarray) -> dict[str, float]:
-    """How well the adapter reproduces ``new_z`` from ``old_z``: mean cosine and R^2."""
+    """How well the adapter reproduces ``new_z`` from ``old_z``: mean cosine, R^2 and, when it
+    snaps, the share of coordinates equal to the new code's."""
     pred = adapter.apply(old_z).astype(np.float64)
     new_z = np.asarray(new_z, dtype=np.float64)
     cos = (pred * new_z).sum(1) / (
@@ -165,4 +239,7 @@ def fit_report(adapter: Adapter, old_z: np.ndarray, new_z: np.ndarray) -> dict[s
     )
     resid = ((pred - new_z) ** 2).sum()
     total = ((new_z - new_z.mean(0)) ** 2).sum()
-    return {"mean_cosine": float(cos.mean()), "r2": float(1.0 - resid / max(total, 1e-12))}
+    report = {"mean_cosine": float(cos.mean()), "r2": float(1.0 - resid / max(total, 1e-12))}
+    if adapter.snaps:
+        report["code_agreement"] = float((np.abs(pred - new_z) < 1e-6).mean())
+    return report
