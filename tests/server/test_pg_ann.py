@@ -176,3 +176,20 @@ def test_a_populated_version_2_database_upgrades(embedded_postgres):
         assert store.knn(1, _z(35), 1)[0].seq == 35 and store.knn(1, _z(5), 1)[0].seq == 5
     finally:
         store.close()
+
+
+def test_migrated_rows_queue_in_the_tail_and_are_found(manual: PostgresStore, tmp_path):
+    from lifeveil.server.migrate import migrate
+
+    from .test_server_migrate import N, _tenant_with_old_z, adapter_file
+    from .test_server_spaces import T2
+
+    tenant = _tenant_with_old_z(manual)
+    while manual.index_tail():
+        pass
+    migrate(manual, tenant, adapter_file(tmp_path), batch=10)
+    assert manual.tail_size() == N  # the trigger queued the adapted copies
+    for q in range(3):
+        got = manual.knn(tenant, _z(q), 5, space=T2)
+        want = ZStore.knn(manual, tenant, _z(q), 5, space=T2)
+        assert [(h.device, h.seq) for h in got] == [(h.device, h.seq) for h in want]
