@@ -120,3 +120,27 @@ def test_read_adapter_refuses_other_files(tmp_path: Path):
     other = save({"weight": np.zeros((2, 2), np.float32)}, metadata={"format": "x"})
     with pytest.raises(InputError, match="not a LifeVeil adapter"):
         read_adapter(other)
+
+
+def test_a_snapping_adapter_is_applied_as_the_device_fitted_it(store: ZStore, tmp_path: Path):
+    from safetensors.numpy import load, save
+
+    from lifeveil.privatizer.adapt import code_levels, fit_adapter, fit_snap
+
+    rng = np.random.default_rng(3)
+    old_z = rng.standard_normal((300, D)).astype(np.float32)
+    grid = code_levels(np.zeros((1, 1)), 5)
+    assert grid is not None
+    new_z = grid[np.clip(np.round(old_z + 2), 0, 4).astype(int)]
+    device_side = fit_snap(fit_adapter(old_z, new_z, V1, V2), old_z, new_z, grid)
+    data = device_side.save(tmp_path / "snap.safetensors").read_bytes()
+    server_side = read_adapter(data)
+    np.testing.assert_array_equal(server_side.apply(old_z), device_side.apply(old_z))
+    tenant = _tenant_with_old_z(store)
+    migrate(store, tenant, server_side)
+    assert np.isin(store.load_records(tenant, space=T2).z, grid).all()
+    tensors = load(data)
+    tensors["thresholds"] = tensors["thresholds"][:, :2]  # does not fit the 5 levels
+    meta = {"format": "lifeveil-adapter", "old_version": V1, "new_version": V2}
+    with pytest.raises(ShapeError, match="do not fit"):
+        read_adapter(save(tensors, metadata=meta))

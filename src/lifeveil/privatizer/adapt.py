@@ -32,6 +32,7 @@ import numpy as np
 
 from lifeveil.errors import CheckpointError, ShapeError
 from lifeveil.io import atomic_path
+from lifeveil.transport.codes import snap_to_levels
 
 FORMAT = "lifeveil-adapter"
 VERSION = 2  # 2: optional snapping thresholds; version-1 files (linear) still load
@@ -87,7 +88,7 @@ class Adapter:
         linear = (old_z @ self.weight.T + self.bias).astype(np.float32)
         if self.thresholds is None or self.levels is None:
             return linear
-        return snap(linear, self.thresholds, self.levels)
+        return snap_to_levels(linear, self.thresholds, self.levels)
 
     def save(self, path: str | Path) -> Path:
         """Write ``NAME.safetensors`` (weight, bias, provenance in its metadata), atomically."""
@@ -187,12 +188,6 @@ def fit_adapter(
         len(old_z),
         float(ridge),
     )
-
-
-def snap(z: np.ndarray, thresholds: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """``z`` (N, d) with coordinate ``j`` replaced by ``levels[#(thresholds[j] < value)]``."""
-    index = (z[:, :, None] > thresholds[None, :, :]).sum(axis=2)
-    return np.asarray(levels, dtype=np.float32)[index]
 
 
 def code_levels(new_z: np.ndarray, levels: int) -> np.ndarray | None:

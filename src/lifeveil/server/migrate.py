@@ -13,8 +13,9 @@ no more information about the scene (or the person in it) than the old z it came
 processing inequality); it does not remove what the old version leaked either.
 
 The server never imports the device-side privatizer package; it reads the adapter file
-format (safetensors: ``weight`` (d_new, d_old), ``bias`` (d_new,), versions in the metadata)
-itself.
+format (safetensors: ``weight`` (d_new, d_old), ``bias`` (d_new,), optionally ``thresholds``
+(d_new, L - 1) and ``levels`` (L,) that snap the output onto the new version's code grid,
+versions in the metadata) itself.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from lifeveil.server.store_spaces import (
     MigrationInfo,
     checked_tag,
 )
+from lifeveil.transport.codes import snap_to_levels
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,8 @@ Progress = Callable[[MigrationInfo, int, int], None]
 
 @dataclass(frozen=True, eq=False)
 class AdapterFile:
-    """An adapter as the server reads it: ``z_new = z_old @ weight.T + bias``.
+    """An adapter as the server reads it: ``z_new = z_old @ weight.T + bias``, then snapped
+    onto ``levels`` by ``thresholds`` when the file has them.
 
     Attributes:
         weight: float32 ``(d_new, d_old)``.
@@ -56,6 +59,7 @@ class AdapterFile:
         sha256: hex digest of the file, which names the migration (rerunning the same file
             resumes it).
         data: the file's bytes (kept by the store to resume after a restart).
+        thresholds / levels: float32 ``(d_new, L - 1)`` and ``(L,)``, or None (no snapping).
     """
 
     weight: np.ndarray
@@ -64,6 +68,8 @@ class AdapterFile:
     new_version: str
     sha256: str
     data: bytes
+    thresholds: np.ndarray | None = None
+    levels: np.ndarray | None = None
 
     @property
     def old_dim(self) -> int:
@@ -77,7 +83,10 @@ class AdapterFile:
 
     def apply(self, z: np.ndarray) -> np.ndarray:
         """Old z ``(n, d_old)`` -> new z ``(n, d_new)`` float32."""
-        return (np.asarray(z, dtype=np.float32) @ self.weight.T + self.bias).astype(np.float32)
+        linear = (np.asarray(z, dtype=np.float32) @ self.weight.T + self.bias).astype(np.float32)
+        if self.thresholds is None or self.levels is None:
+            return linear
+        return snap_to_levels(linear, self.thresholds, self.levels)
 
 
 def read_adapter(data: bytes) -> AdapterFile:
@@ -103,6 +112,7 @@ def read_adapter(data: bytes) -> AdapterFile:
     if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
         raise InputError("the adapter holds NaN or inf; fit it again")
     checked_tag(old_version), checked_tag(new_version)
+    thresholds, levels = _snapping(tensors, weight.shape[0])
     return AdapterFile(
         weight.astype(np.float32),
         bias.astype(np.float32),
@@ -110,7 +120,27 @@ def read_adapter(data: bytes) -> AdapterFile:
         new_version,
         hashlib.sha256(data).hexdigest(),
         bytes(data),
+        thresholds,
+        levels,
     )
+
+
+def _snapping(tensors: dict, new_dim: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The file's snapping ``(thresholds, levels)``, (None, None) without; InputError if they
+    do not fit the adapter."""
+    if "thresholds" not in tensors and "levels" not in tensors:
+        return None, None
+    thresholds, levels = tensors.get("thresholds"), tensors.get("levels")
+    if thresholds is None or levels is None:
+        raise InputError("the adapter has only one of thresholds and levels; fit it again")
+    if levels.ndim != 1 or thresholds.shape != (new_dim, len(levels) - 1):
+        raise ShapeError(
+            f"adapter thresholds {thresholds.shape} do not fit {new_dim} outputs of "
+            f"{len(levels)} levels"
+        )
+    if not np.isfinite(levels).all() or np.isnan(thresholds).any():
+        raise InputError("the adapter's levels or thresholds hold NaN or inf; fit it again")
+    return thresholds.astype(np.float32), levels.astype(np.float32)
 
 
 def check_adapter(store: ZStore, tenant_id: int, adapter: AdapterFile) -> None:
