@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from lifeveil.errors import CheckpointError, ShapeError
+from lifeveil.grid import snap_to_levels
 from lifeveil.io import atomic_path
-from lifeveil.transport.codes import snap_to_levels
 
 FORMAT = "lifeveil-adapter"
 VERSION = 2  # 2: optional snapping thresholds; version-1 files (linear) still load

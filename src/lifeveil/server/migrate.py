@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lifeveil.errors import InputError, ShapeError
+from lifeveil.grid import snap_to_levels
 from lifeveil.server.store import ZStore
 from lifeveil.server.store_spaces import (
     MIGRATION_BATCH,
@@ -38,7 +39,6 @@ from lifeveil.server.store_spaces import (
     MigrationInfo,
     checked_tag,
 )
-from lifeveil.transport.codes import snap_to_levels
 
 log = logging.getLogger(__name__)
 

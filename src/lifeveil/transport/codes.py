@@ -63,16 +63,3 @@ def unpack_code(payload: bytes, z_dim: int, levels: int) -> np.ndarray | None:
         number, digits[i] = divmod(number, levels)
     half = (levels - 1) / 2
     return ((digits - half) / half).astype(np.float32)  # as the fsq head computes round(b) / half
-
-
-def snap_to_levels(z: np.ndarray, thresholds: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """``z`` (N, d) with coordinate ``j`` replaced by ``levels[#(thresholds[j] < value)]``.
-
-    How an adapter with snapping (``lifeveil adapt``) puts migrated z onto the new version's
-    code grid; the device fits ``thresholds`` (d, L - 1) and the server applies them.
-
-    >>> snap_to_levels(np.array([[0.2, -3.0]]), np.array([[0.0], [0.0]]), np.array([-1.0, 1.0]))
-    array([[ 1., -1.]], dtype=float32)
-    """
-    index = (np.asarray(z)[:, :, None] > np.asarray(thresholds)[None, :, :]).sum(axis=2)
-    return np.asarray(levels, dtype=np.float32)[index]
