@@ -88,3 +88,18 @@ def test_adapt_command_between_two_shipped_privatizers(tmp_path: Path, capsys) -
     assert main(["adapt", "no_such_model", "fsq_invariant", "--frames", str(folder),
                  "--out", str(tmp_path / "o.safetensors")]) == 2  # fmt: skip
     assert "no shipped privatizer of that name" in capsys.readouterr().err
+
+
+def test_public_faces_are_lfw_training_people_the_benchmark_never_attacks() -> None:
+    from lifeveil.bench.presets import get_preset
+    from lifeveil.cli.adapt import PUBLIC_FACES_FROM, public_faces
+    from lifeveil.data.datasets import lfw_identity_split
+
+    root = shared_data_root() / "faces-lfw"
+    split = lfw_identity_split(root)
+    used = split["train"][PUBLIC_FACES_FROM:]
+    assert not set(used) & set(split["heldout"])  # never the evaluated people
+    assert get_preset("full").lfw_aux_identities <= PUBLIC_FACES_FROM  # nor the attacker's aux
+    rows = (root / "labels.csv").read_text().splitlines()[1:]
+    expected = sum(1 for row in rows if row.split(",")[1] in set(used))
+    assert len(public_faces()) == expected > 1000

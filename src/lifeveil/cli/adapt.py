@@ -37,6 +37,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="images, image folders or videos to fit on (both versions encode them)",
     )
+    p.add_argument(
+        "--public-faces",
+        action="store_true",
+        help=(
+            "also fit on public photos of people: LFW's training identities 101-300 from the "
+            "shared data (faces the benchmark never attacks), standing in for the people a "
+            "wearer's own vault holds; with snapping it maps faces to the new code's values"
+        ),
+    )
     p.add_argument("--fps", type=float, default=2.0, help="video sampling rate")
     p.add_argument("--ridge", type=float, default=10.0, help="L2 penalty of the regression")
     p.add_argument(
@@ -76,6 +85,8 @@ def _checkpoint(name: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, save and (optionally) evaluate the adapter."""
+    import numpy as np
+
     from lifeveil.errors import InputError
     from lifeveil.privatizer.adapt import fit_adapter, fit_report, fit_snap
     from lifeveil.privatizer.checkpoint import resolve_checkpoint
@@ -88,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     old, new = (open_privatizer(c, threads=args.threads) for c in ckpts)
     old_z = encode_inputs(old, args.frames, args.fps, "mean", progress=not args.json).matrix()
     new_z = encode_inputs(new, args.frames, args.fps, "mean", progress=not args.json).matrix()
+    if args.public_faces:
+        faces = public_faces()
+        old_z = np.vstack([old_z, old.privatize(faces, "mean").z])
+        new_z = np.vstack([new_z, new.privatize(faces, "mean").z])
     adapter = fit_adapter(old_z, new_z, old.version, new.version, ridge=args.ridge)
     levels = None if args.no_snap else _code_levels(new, new_z)
     if levels is not None:
@@ -102,6 +117,22 @@ def run(args: argparse.Namespace) -> int:
         args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     _print(result, adapter.describe(), args.json)
     return 0
+
+
+#: LFW training identities (sorted-name order) used by --public-faces: after the first 100,
+#: which hold the accumulation attacker's auxiliary people; the held-out 301-423 are never used.
+PUBLIC_FACES_FROM = 100
+
+
+def public_faces() -> list:
+    """LFW training-split photos of identities 101-300 (see ``--public-faces``)."""
+    from lifeveil.data.datasets import lfw_identity_split, load_lfw
+    from lifeveil.paths import shared_data_root
+
+    root = shared_data_root() / "faces-lfw"
+    names = set(lfw_identity_split(root)["train"][PUBLIC_FACES_FROM:])
+    lfw = load_lfw(root, "train", None, progress=False)
+    return [image for image, name in zip(lfw.images, lfw.labels, strict=True) if name in names]
 
 
 def _code_levels(new, new_z):  # noqa: ANN001, ANN202
