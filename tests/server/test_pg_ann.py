@@ -200,3 +200,19 @@ def test_migrated_rows_queue_in_the_tail_and_are_found(manual: PostgresStore, tm
         got = manual.knn(tenant, _z(q), 5, space=T2)
         want = ZStore.knn(manual, tenant, _z(q), 5, space=T2)
         assert [(h.device, h.seq) for h in got] == [(h.device, h.seq) for h in want]
+
+
+def test_copy_rows_binary_golden_bytes():
+    from lifeveil.server.pg_store_pool import copy_rows_binary
+
+    data = copy_rows_binary(np.array([1]), np.array([2]), np.array([3]), np.ones((1, 1)))
+    assert (
+        data
+        == bytes.fromhex(
+            "5047434f50590aff0d0a00" + "00000000" + "00000000"  # signature, flags, extension
+            "0004" + "00000004" + "00000001"  # 4 fields; space int4 1
+            "00000008" + "0000000000000002" + "00000008" + "0000000000000003"  # seq, timestamp
+            "00000008" + "0001" + "0000" + "3f800000"  # vector: d = 1, unused, 1.0
+            "ffff"  # end of data
+        )
+    )

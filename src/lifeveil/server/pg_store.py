@@ -32,7 +32,12 @@ from lifeveil.server.config import ServerConfig
 from lifeveil.server.pg_store_heads import PostgresHeads
 from lifeveil.server.pg_store_indexer import TailIndexer
 from lifeveil.server.pg_store_knn import PostgresKnn, record_filter
-from lifeveil.server.pg_store_pool import ConnectionPool, binary_z_loader, import_psycopg
+from lifeveil.server.pg_store_pool import (
+    ConnectionPool,
+    binary_z_loader,
+    copy_rows_binary,
+    import_psycopg,
+)
 from lifeveil.server.pg_store_principals import ACTIVE_PRINCIPAL, PostgresPrincipals
 from lifeveil.server.pg_store_schema import (
     META_TABLE,
@@ -254,15 +259,19 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
             "CREATE TEMP TABLE IF NOT EXISTS lifeveil_z_in_v3 (space INTEGER, seq BIGINT, "
             f"timestamp_us BIGINT, z vector({self.z_dim})) ON COMMIT DELETE ROWS"
         )
+        data = copy_rows_binary(
+            np.array([int(r.space) for r, _ in rows], dtype=np.int64),
+            np.array([int(r.seq) for r, _ in rows], dtype=np.int64),
+            np.array([int(r.timestamp_us) for r, _ in rows], dtype=np.int64),
+            np.stack([z for _, z in rows]),
+        )
         with (
             conn.cursor() as cur,
             cur.copy(
                 "COPY lifeveil_z_in_v3 (space, seq, timestamp_us, z) FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
-            copy.set_types(["int4", "int8", "int8", "vector"])
-            for record, z in rows:
-                copy.write_row((int(record.space), int(record.seq), int(record.timestamp_us), z))
+            copy.write(data)
         # Emptying the staging table as it is read lets the next device of a group commit
         # start empty; a DELETE of a few rows costs far less than TRUNCATE (which makes new
         # files: it took half the ingest time).

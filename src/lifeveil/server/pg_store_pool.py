@@ -175,3 +175,44 @@ def binary_z_loader(psycopg: Any) -> type:
             return np.frombuffer(data, dtype=">f4", offset=4).astype("<f4")
 
     return ZLoader
+
+
+# COPY ... (FORMAT BINARY): signature, flags, header extension length; then the rows, then -1.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_COPY_TRAILER = b"\xff\xff"
+
+
+def copy_rows_binary(
+    spaces: np.ndarray, seqs: np.ndarray, timestamps_us: np.ndarray, z: np.ndarray
+) -> bytes:
+    """The whole binary COPY stream for ``(space int4, seq int8, timestamp_us int8,
+    z vector(d))`` rows, built by numpy in one go (per-row ``write_row`` took a fifth of the
+    ingest time).
+
+    Each row: field count (int16), then per field its length (int32) and big-endian value; a
+    pgvector ``vector`` is int16 d, int16 0, d float32.
+
+    >>> copy_rows_binary(np.array([1]), np.array([2]), np.array([3]), np.ones((1, 1))).hex()[38:]
+    '0004000000040000000100000008000000000000000200000008000000000000000300000008000100003f800000ffff'
+    """
+    n, d = z.shape
+    row = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("space_len", ">i4"),
+            ("space", ">i4"),
+            ("seq_len", ">i4"),
+            ("seq", ">i8"),
+            ("ts_len", ">i4"),
+            ("ts", ">i8"),
+            ("z_len", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("z", ">f4", (d,)),
+        ]
+    )
+    rows = np.zeros(n, dtype=row)
+    rows["fields"], rows["space_len"], rows["seq_len"], rows["ts_len"] = 4, 4, 8, 8
+    rows["z_len"], rows["dim"] = 4 + 4 * d, d
+    rows["space"], rows["seq"], rows["ts"], rows["z"] = spaces, seqs, timestamps_us, z
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
