@@ -34,7 +34,7 @@ ARCHITECTURE_DOC = ROOT / "docs" / "ARCHITECTURE.md"
 
 #: Units are the subpackages of ``lifeveil``; the top-level modules form one unit, ``core``,
 #: that every unit may import and that imports nothing else.
-CORE_MODULES = frozenset({"lifeveil", "errors", "paths", "io", "registry", "imaging", "grid"})
+CORE_MODULES = frozenset({"lifeveil", "errors", "paths", "io", "registry", "imaging", "mapping"})
 
 #: Who may import whom (besides itself and ``core``), at module or function level or under
 #: TYPE_CHECKING alike. Dependencies point one way: down the device pipeline, and from the

@@ -11,7 +11,14 @@ import pytest
 from lifeveil.cli.main import main
 from lifeveil.errors import CheckpointError, ShapeError
 from lifeveil.paths import shared_data_root
-from lifeveil.privatizer.adapt import Adapter, code_levels, fit_adapter, fit_report, fit_snap
+from lifeveil.privatizer.adapt import (
+    Adapter,
+    code_levels,
+    fit_adapter,
+    fit_mlp_adapter,
+    fit_report,
+    fit_snap,
+)
 
 
 def test_fit_recovers_a_linear_map_and_survives_a_round_trip(tmp_path: Path) -> None:
@@ -55,6 +62,18 @@ def test_snapping_lands_on_the_code_grid_with_the_new_codes_level_shares(tmp_pat
     assert "snapped to 5 levels" in loaded.describe()
     plain = Adapter.load(linear.save(tmp_path / "p.safetensors"))  # a linear file: no snapping
     assert not plain.snaps and not np.isin(plain.apply(old[:5]), grid).all()
+
+
+def test_a_hidden_layer_fits_what_a_linear_map_cannot(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    old = rng.standard_normal((1500, 4)).astype(np.float32)
+    new = np.abs(old[:, :2]) - 0.8  # not linear in old z
+    linear = fit_report(fit_adapter(old, new, "a", "b"), old, new)["r2"]
+    mlp = fit_mlp_adapter(old, new, "a", "b", hidden=32, max_epochs=80)
+    assert fit_report(mlp, old, new)["r2"] > 0.9 > 0.1 > linear
+    assert (mlp.old_dim, mlp.new_dim) == (4, 2) and "32 hidden ReLU units" in mlp.describe()
+    loaded = Adapter.load(mlp.save(tmp_path / "m.safetensors"))
+    np.testing.assert_array_equal(loaded.apply(old[:20]), mlp.apply(old[:20]))
 
 
 def test_bad_input_is_refused(tmp_path: Path) -> None:

@@ -122,17 +122,20 @@ def test_read_adapter_refuses_other_files(tmp_path: Path):
         read_adapter(other)
 
 
-def test_a_snapping_adapter_is_applied_as_the_device_fitted_it(store: ZStore, tmp_path: Path):
+def test_a_network_snapping_adapter_is_applied_as_the_device_fitted_it(
+    store: ZStore, tmp_path: Path
+):
     from safetensors.numpy import load, save
 
-    from lifeveil.privatizer.adapt import code_levels, fit_adapter, fit_snap
+    from lifeveil.privatizer.adapt import code_levels, fit_mlp_adapter, fit_snap
 
     rng = np.random.default_rng(3)
     old_z = rng.standard_normal((300, D)).astype(np.float32)
     grid = code_levels(np.zeros((1, 1)), 5)
     assert grid is not None
     new_z = grid[np.clip(np.round(old_z + 2), 0, 4).astype(int)]
-    device_side = fit_snap(fit_adapter(old_z, new_z, V1, V2), old_z, new_z, grid)
+    mlp = fit_mlp_adapter(old_z, new_z, V1, V2, hidden=8, max_epochs=5)
+    device_side = fit_snap(mlp, old_z, new_z, grid)
     data = device_side.save(tmp_path / "snap.safetensors").read_bytes()
     server_side = read_adapter(data)
     np.testing.assert_array_equal(server_side.apply(old_z), device_side.apply(old_z))
@@ -143,4 +146,8 @@ def test_a_snapping_adapter_is_applied_as_the_device_fitted_it(store: ZStore, tm
     tensors["thresholds"] = tensors["thresholds"][:, :2]  # does not fit the 5 levels
     meta = {"format": "lifeveil-adapter", "old_version": V1, "new_version": V2}
     with pytest.raises(ShapeError, match="do not fit"):
+        read_adapter(save(tensors, metadata=meta))
+    tensors = load(data)
+    tensors["hidden_bias"] = tensors["hidden_bias"][:3]
+    with pytest.raises(ShapeError, match="hidden layer does not fit"):
         read_adapter(save(tensors, metadata=meta))

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from lifeveil.cli.common import add_threads_arg
 
+#: Hidden units of the default adapter (0 would be the plain ridge regression).
+HIDDEN_DEFAULT = 256
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``lifeveil adapt``."""
@@ -16,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="learn an adapter from an old privatizer's z space to a new one's (model evolution)",
         description=(
             "Encode the same frames with both privatizers (on the device, e.g. frames still in "
-            "the vault: nothing raw leaves) and fit a ridge regression from old z to new z. The "
+            "the vault: nothing raw leaves) and fit a small network (--hidden units; 0: a ridge "
+            "regression) from old z to new z. The "
             "server applies the adapter to z it stored under the old version. When the new "
             "version releases an fsq code, the output is snapped onto its code grid (unless "
             "--no-snap). The adapter sees only old z, so a migrated z discloses no more than "
@@ -47,7 +51,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--fps", type=float, default=2.0, help="video sampling rate")
-    p.add_argument("--ridge", type=float, default=10.0, help="L2 penalty of the regression")
+    p.add_argument(
+        "--hidden",
+        type=int,
+        default=HIDDEN_DEFAULT,
+        metavar="H",
+        help="hidden ReLU units of the adapter (PyTorch, early-stopped); 0: a ridge regression",
+    )
+    p.add_argument("--ridge", type=float, default=10.0, help="L2 penalty of the ridge regression")
     p.add_argument(
         "--no-snap",
         action="store_true",
@@ -88,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lifeveil.errors import InputError
-    from lifeveil.privatizer.adapt import fit_adapter, fit_report, fit_snap
+    from lifeveil.privatizer.adapt import fit_adapter, fit_mlp_adapter, fit_report, fit_snap
     from lifeveil.privatizer.checkpoint import resolve_checkpoint
     from lifeveil.privatizer.encode import encode_inputs
     from lifeveil.privatizer.loader import open_privatizer
@@ -103,7 +114,13 @@ def run(args: argparse.Namespace) -> int:
         faces = public_faces()
         old_z = np.vstack([old_z, old.privatize(faces, "mean").z])
         new_z = np.vstack([new_z, new.privatize(faces, "mean").z])
-    adapter = fit_adapter(old_z, new_z, old.version, new.version, ridge=args.ridge)
+    if args.hidden < 0:
+        raise InputError(f"--hidden {args.hidden}: give 0 (a ridge regression) or more units")
+    adapter = (
+        fit_mlp_adapter(old_z, new_z, old.version, new.version, hidden=args.hidden)
+        if args.hidden
+        else fit_adapter(old_z, new_z, old.version, new.version, ridge=args.ridge)
+    )
     levels = None if args.no_snap else _code_levels(new, new_z)
     if levels is not None:
         adapter = fit_snap(adapter, old_z, new_z, levels)

@@ -31,12 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from lifeveil.errors import CheckpointError, ShapeError
-from lifeveil.grid import snap_to_levels
 from lifeveil.io import atomic_path
+from lifeveil.mapping import apply_adapter
 
 FORMAT = "lifeveil-adapter"
-VERSION = 2  # 2: optional snapping thresholds; version-1 files (linear) still load
+VERSION = 2  # 2: optional snapping and hidden layer; version-1 files (linear) still load
 DEFAULT_RIDGE = 10.0
+MLP_MAX_EPOCHS, MLP_BATCH, MLP_PATIENCE = 300, 128, 10
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Adapter:
         ridge: the L2 penalty used.
         thresholds / levels: with snapping, coordinate ``j`` of the linear output becomes
             ``levels[i]`` where ``i`` counts the thresholds ``thresholds[j]`` below it.
+        hidden_weight / hidden_bias: a one-hidden-layer adapter: ``weight`` then acts on
+            ``relu(z_old @ hidden_weight.T + hidden_bias)`` (weight is (d_new, h)).
     """
 
     weight: np.ndarray
@@ -61,6 +64,8 @@ class Adapter:
     ridge: float
     thresholds: np.ndarray | None = None  # (d_new, L - 1) ascending, or None: no snapping
     levels: np.ndarray | None = None  # (L,) the new code's values, with thresholds
+    hidden_weight: np.ndarray | None = None  # (h, d_old): a ReLU layer before weight, or None
+    hidden_bias: np.ndarray | None = None  # (h,)
 
     @property
     def snaps(self) -> bool:
@@ -70,7 +75,15 @@ class Adapter:
     @property
     def old_dim(self) -> int:
         """Dimension of the z it takes."""
-        return int(self.weight.shape[1])
+        first = self.weight if self.hidden_weight is None else self.hidden_weight
+        return int(first.shape[1])
+
+    @property
+    def hidden(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(weight, bias) of the hidden ReLU layer, or None for a linear adapter."""
+        if self.hidden_weight is None or self.hidden_bias is None:
+            return None
+        return self.hidden_weight, self.hidden_bias
 
     @property
     def new_dim(self) -> int:
@@ -85,10 +98,10 @@ class Adapter:
                 f"adapter {self.old_version} -> {self.new_version} takes z of shape "
                 f"(N, {self.old_dim}), got {old_z.shape}"
             )
-        linear = (old_z @ self.weight.T + self.bias).astype(np.float32)
-        if self.thresholds is None or self.levels is None:
-            return linear
-        return snap_to_levels(linear, self.thresholds, self.levels)
+        snapping = None
+        if self.thresholds is not None and self.levels is not None:
+            snapping = (self.thresholds, self.levels)
+        return apply_adapter(old_z, self.weight, self.bias, self.hidden, snapping)
 
     def save(self, path: str | Path) -> Path:
         """Write ``NAME.safetensors`` (weight, bias, provenance in its metadata), atomically."""
@@ -107,9 +120,15 @@ class Adapter:
             "weight": np.ascontiguousarray(self.weight, dtype=np.float32),
             "bias": np.ascontiguousarray(self.bias, dtype=np.float32),
         }
-        if self.thresholds is not None and self.levels is not None:
-            tensors["thresholds"] = np.ascontiguousarray(self.thresholds, dtype=np.float32)
-            tensors["levels"] = np.ascontiguousarray(self.levels, dtype=np.float32)
+        optional = {
+            "thresholds": self.thresholds,
+            "levels": self.levels,
+            "hidden_weight": self.hidden_weight,
+            "hidden_bias": self.hidden_bias,
+        }
+        for name, value in optional.items():
+            if value is not None:
+                tensors[name] = np.ascontiguousarray(value, dtype=np.float32)
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
         return path
@@ -124,12 +143,11 @@ class Adapter:
                 meta = fh.metadata() or {}
                 weight = np.array(fh.get_tensor("weight"), copy=True)
                 bias = np.array(fh.get_tensor("bias"), copy=True)
-                names = set(fh.keys())
-                thresholds, levels = (
-                    (np.array(fh.get_tensor("thresholds")), np.array(fh.get_tensor("levels")))
-                    if {"thresholds", "levels"} <= names
-                    else (None, None)
-                )
+                optional = {
+                    name: np.array(fh.get_tensor(name))
+                    for name in ("thresholds", "levels", "hidden_weight", "hidden_bias")
+                    if name in set(fh.keys())
+                }
         except (SafetensorError, OSError, KeyError) as exc:
             raise CheckpointError(f"{path}: not a readable adapter file ({exc})") from None
         if meta.get("format") != FORMAT or weight.shape[:1] != bias.shape:
@@ -141,17 +159,20 @@ class Adapter:
             meta["new_version"],
             int(meta["fitted_on"]),
             float(meta["ridge"]),
-            thresholds,
-            levels,
+            **optional,
         )
 
     def describe(self) -> str:
         """One line: versions, shape, fit size, snapping."""
         snapped = f", snapped to {len(self.levels)} levels" if self.levels is not None else ""
+        kind = (
+            f"ridge {self.ridge:g}"
+            if self.hidden_weight is None
+            else f"{len(self.hidden_weight)} hidden ReLU units, weight decay {self.ridge:g}"
+        )
         return (
             f"adapter {self.old_version} (d={self.old_dim}) -> {self.new_version} "
-            f"(d={self.new_dim}), ridge {self.ridge:g}, fitted on {self.fitted_on} frame pairs"
-            f"{snapped}"
+            f"(d={self.new_dim}), {kind}, fitted on {self.fitted_on} frame pairs{snapped}"
         )
 
 
@@ -166,15 +187,7 @@ def fit_adapter(
 
     The bias is not penalised (the data are centred first). Needs at least two pairs.
     """
-    old_z = np.asarray(old_z, dtype=np.float64)
-    new_z = np.asarray(new_z, dtype=np.float64)
-    if old_z.ndim != 2 or new_z.ndim != 2 or len(old_z) != len(new_z) or len(old_z) < 2:
-        raise ShapeError(
-            f"fit_adapter needs paired z of shapes (N, d_old) and (N, d_new) with N >= 2, "
-            f"got {old_z.shape} and {new_z.shape}"
-        )
-    if old_version == new_version:
-        raise CheckpointError(f"old and new are the same version ({old_version}): nothing to adapt")
+    old_z, new_z = _checked_pairs(old_z, new_z, old_version, new_version)
     mean_old, mean_new = old_z.mean(axis=0), new_z.mean(axis=0)
     x, y = old_z - mean_old, new_z - mean_new
     gram = x.T @ x + ridge * np.eye(x.shape[1])
@@ -188,6 +201,79 @@ def fit_adapter(
         len(old_z),
         float(ridge),
     )
+
+
+def fit_mlp_adapter(
+    old_z: np.ndarray,
+    new_z: np.ndarray,
+    old_version: str,
+    new_version: str,
+    hidden: int = 256,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    max_epochs: int = MLP_MAX_EPOCHS,
+) -> Adapter:
+    """A one-hidden-layer ReLU network from old z to new z (MSE, Adam, full-batch-free
+    minibatches), stopped early on a held-out tenth of the pairs; PyTorch on the device.
+
+    Still a fixed function of old z alone (the same data-processing argument holds).
+    """
+    import torch
+
+    x_all, y_all = _checked_pairs(old_z, new_z, old_version, new_version)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    order = torch.randperm(len(x_all), generator=gen)
+    n_val = max(1, len(order) // 10)
+    x = torch.as_tensor(x_all, dtype=torch.float32)
+    y = torch.as_tensor(y_all, dtype=torch.float32)
+    val, train = order[:n_val], order[n_val:]
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, y.shape[1])
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=weight_decay)
+    best, best_state, stale = float("inf"), None, 0
+    for _epoch in range(max_epochs):
+        for batch in train[torch.randperm(len(train), generator=gen)].split(MLP_BATCH):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x[batch]), y[batch]).backward()
+            opt.step()
+        with torch.no_grad():
+            loss = float(torch.nn.functional.mse_loss(net(x[val]), y[val]))
+        if loss < best - 1e-6:
+            best, stale = loss, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        elif (stale := stale + 1) >= MLP_PATIENCE:
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    first, last = net[0], net[2]
+    return Adapter(
+        last.weight.detach().numpy().astype(np.float32),
+        last.bias.detach().numpy().astype(np.float32),
+        old_version,
+        new_version,
+        len(x_all),
+        float(weight_decay),
+        hidden_weight=first.weight.detach().numpy().astype(np.float32),
+        hidden_bias=first.bias.detach().numpy().astype(np.float32),
+    )
+
+
+def _checked_pairs(
+    old_z: np.ndarray, new_z: np.ndarray, old_version: str, new_version: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs as float64 arrays; ShapeError / CheckpointError saying what is wrong."""
+    old_z = np.asarray(old_z, dtype=np.float64)
+    new_z = np.asarray(new_z, dtype=np.float64)
+    if old_z.ndim != 2 or new_z.ndim != 2 or len(old_z) != len(new_z) or len(old_z) < 2:
+        raise ShapeError(
+            f"fitting an adapter needs paired z of shapes (N, d_old) and (N, d_new) with "
+            f"N >= 2, got {old_z.shape} and {new_z.shape}"
+        )
+    if old_version == new_version:
+        raise CheckpointError(f"old and new are the same version ({old_version}): nothing to adapt")
+    return old_z, new_z
 
 
 def code_levels(new_z: np.ndarray, levels: int) -> np.ndarray | None:

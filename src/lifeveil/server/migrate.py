@@ -13,9 +13,11 @@ no more information about the scene (or the person in it) than the old z it came
 processing inequality); it does not remove what the old version leaked either.
 
 The server never imports the device-side privatizer package; it reads the adapter file
-format (safetensors: ``weight`` (d_new, d_old), ``bias`` (d_new,), optionally ``thresholds``
-(d_new, L - 1) and ``levels`` (L,) that snap the output onto the new version's code grid,
-versions in the metadata) itself.
+format (safetensors: ``weight`` (d_new, d_old), ``bias`` (d_new,); optionally a hidden ReLU
+layer ``hidden_weight`` (h, d_old), ``hidden_bias`` (h,), in which case ``weight`` is
+(d_new, h); optionally ``thresholds`` (d_new, L - 1) and ``levels`` (L,) that snap the output
+onto the new version's code grid; versions in the metadata) itself, and applies it with
+:func:`lifeveil.mapping.apply_adapter`, the function the device fitted it for.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lifeveil.errors import InputError, ShapeError
-from lifeveil.grid import snap_to_levels
+from lifeveil.mapping import apply_adapter
 from lifeveil.server.store import ZStore
 from lifeveil.server.store_spaces import (
     MIGRATION_BATCH,
@@ -60,6 +62,7 @@ class AdapterFile:
             resumes it).
         data: the file's bytes (kept by the store to resume after a restart).
         thresholds / levels: float32 ``(d_new, L - 1)`` and ``(L,)``, or None (no snapping).
+        hidden: the hidden ReLU layer's (weight, bias), or None (a linear adapter).
     """
 
     weight: np.ndarray
@@ -70,11 +73,12 @@ class AdapterFile:
     data: bytes
     thresholds: np.ndarray | None = None
     levels: np.ndarray | None = None
+    hidden: tuple[np.ndarray, np.ndarray] | None = None  # (weight (h, d_old), bias (h,))
 
     @property
     def old_dim(self) -> int:
         """Dimension of the z it takes."""
-        return int(self.weight.shape[1])
+        return int((self.weight if self.hidden is None else self.hidden[0]).shape[1])
 
     @property
     def new_dim(self) -> int:
@@ -83,10 +87,10 @@ class AdapterFile:
 
     def apply(self, z: np.ndarray) -> np.ndarray:
         """Old z ``(n, d_old)`` -> new z ``(n, d_new)`` float32."""
-        linear = (np.asarray(z, dtype=np.float32) @ self.weight.T + self.bias).astype(np.float32)
-        if self.thresholds is None or self.levels is None:
-            return linear
-        return snap_to_levels(linear, self.thresholds, self.levels)
+        snapping = None
+        if self.thresholds is not None and self.levels is not None:
+            snapping = (self.thresholds, self.levels)
+        return apply_adapter(z, self.weight, self.bias, self.hidden, snapping)
 
 
 def read_adapter(data: bytes) -> AdapterFile:
@@ -113,6 +117,7 @@ def read_adapter(data: bytes) -> AdapterFile:
         raise InputError("the adapter holds NaN or inf; fit it again")
     checked_tag(old_version), checked_tag(new_version)
     thresholds, levels = _snapping(tensors, weight.shape[0])
+    hidden = _hidden_layer(tensors, weight.shape[1])
     return AdapterFile(
         weight.astype(np.float32),
         bias.astype(np.float32),
@@ -122,7 +127,20 @@ def read_adapter(data: bytes) -> AdapterFile:
         bytes(data),
         thresholds,
         levels,
+        hidden,
     )
+
+
+def _hidden_layer(tensors: dict, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The file's hidden ReLU layer, None without; InputError if it does not fit."""
+    if "hidden_weight" not in tensors and "hidden_bias" not in tensors:
+        return None
+    weight, bias = tensors.get("hidden_weight"), tensors.get("hidden_bias")
+    if weight is None or bias is None or weight.ndim != 2 or bias.shape != (width,):
+        raise ShapeError(f"the adapter's hidden layer does not fit its {width}-wide output layer")
+    if weight.shape[0] != width or not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+        raise InputError("the adapter's hidden layer is malformed or holds NaN/inf; fit it again")
+    return weight.astype(np.float32), bias.astype(np.float32)
 
 
 def _snapping(tensors: dict, new_dim: int) -> tuple[np.ndarray | None, np.ndarray | None]:
