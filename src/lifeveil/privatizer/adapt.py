@@ -2,25 +2,28 @@
 
 When the privatizer is retrained, the z already on the server were made by the old version,
 and the raw video behind them may be gone. On the device, where some raw frames are still in
-the vault, both versions encode the same frames; a ridge regression fitted on those pairs maps
-old z to the new space, and the server applies it to its stored z (issue 14 item 2).
+the vault, both versions encode the same frames; a map fitted on those pairs (a one-hidden-
+layer network, or a ridge regression) takes old z to the new space, and the server applies it
+to its stored z (issue 14 item 2).
 
 When the new version releases a finite-scalar-quantised code (every shipped default does), the
 adapter also *snaps* its output onto that code grid: per coordinate, thresholds chosen so that
 the migrated values take each level as often as the new version's codes do on the fit frames
-(quantile matching). Snapping keeps the coarse, scene-level structure the new version's heads
-read and throws away the fine variations of the old z in which identity survived: measured by
-the accumulation attacker, it brings identity in migrated z far below the old z's, for some
-scene utility (``lifeveil adapt --evaluate``; README and docs/GUARANTEES.md have the numbers).
+(quantile matching). Snapping keeps the coarse structure the new version's heads read and
+throws away the fine variations of the old z in which identity survived; fitted on frames
+with people in them, it maps faces to the codes the new version gives faces. Measured by the
+accumulation attacker, identity in migrated z falls far below the old z's, for some scene
+utility (``lifeveil adapt --evaluate``; README and docs/GUARANTEES.md have the numbers).
 
 What the adapter can disclose: it is a fixed function of old z alone, so by the data processing
 inequality a migrated z carries no more information about the frame (or the person in it) than
-the old z it came from. It does not carry *less* than the new version would: identity the old
-version leaked stays leaked (measured by ``lifeveil adapt --evaluate``). Fitting it needs pairs
-of old and new z of the same frames, made on the device; only the adapter (a d_new x d_old
-matrix, a bias and, when snapping, the thresholds) goes to the server.
+the old z it came from. Without snapping it keeps what the old version leaked; with snapping it
+keeps at most the new code's bits per frame. Fitting it needs pairs of old and new z of the same
+frames, made on the device; only the adapter (its weights and, when snapping, the thresholds)
+goes to the server.
 
-Nothing here imports PyTorch; weights are stored with safetensors' NumPy API.
+The network is fitted with PyTorch (imported only then); applying an adapter needs NumPy only
+(:func:`lifeveil.mapping.apply_adapter`), weights are stored with safetensors' NumPy API.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Server-side migration of stored z from one representation space to another (issue 14).
 
 A device that retrained its privatizer fits an *adapter* (``lifeveil adapt``: old z -> new z,
-a ridge regression; ``lifeveil.privatizer.adapt``) and ships the adapter file here. The
+a small network or a ridge regression, snapped onto the new code grid;
+``lifeveil.privatizer.adapt``) and ships the adapter file here. The
 server applies it to every stored z of the old space, in batches, writing the results into
 the new space beside the originals (same device, seq and capture time; ``origin`` = the
 migration's id). Each batch and the cursor that says how far it got commit in one
