@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 from pathlib import Path
 
@@ -52,6 +53,39 @@ def test_bench_runs_and_reports_recall(tmp_path: Path, capsys):
     summary = report["summary"]
     assert summary["n"] == 600 and summary["recall_at_10"] >= 0.9
     assert summary["query_p50_ms"] > 0 and summary["preload_z_per_s"] > 0
+    assert summary["ingest_alone_z_per_s"] > 0 and summary["ingest_while_querying_z_per_s"] > 0
+    assert summary["query_rate_during_ingest"] == "back to back"
+    assert main([*argv, "--query-rate", "-1"]) == 2
+
+
+def test_bench_paces_its_queries_and_alternates_ingest_stretches(tmp_path: Path):
+    from lifeveil.server import store_bench
+    from lifeveil.server.sqlite_store import SQLiteStore
+
+    class Counting(SQLiteStore):
+        querying: list[bool] = []
+
+        def put_records_many(self, batches):  # noqa: ANN001, ANN202
+            self.querying.append(loop.active.is_set())
+            return super().put_records_many(batches)
+
+    store = Counting(tmp_path / "z.db", 8, synchronous="NORMAL")
+    tenant = store.create_tenant("t")
+    devices = [store.add_principal("device", "cam", "h", tenant.id)]
+    queries = store_bench.query_like(store_bench.synthetic_z(50, 8, 0), 5, 0)
+    loop = store_bench._QueryThread(store, tenant.id, queries, 3, rate=20.0)
+    loop.start()
+    feeder = store_bench._Feeder(store, devices, batch=10)
+    alone, busy = store_bench._alternate(feeder, loop, store_bench.synthetic_z(600, 8, 1))
+    loop.active.set()
+    time.sleep(0.5)
+    loop.stop()
+    assert alone > 0 and busy > 0
+    assert (
+        Counting.querying
+        == [False] * 10 + [True] * 10 + [False] * 10 + [True] * 10 + [False] * 10 + [True] * 10
+    )  # 6 stretches of 100 z, 10 calls each, queries off and on in turn
+    assert 5 <= len(loop.latencies) <= 16  # paced at 20/s: about 10 in 0.5 s plus the stretches
 
 
 def test_init_with_an_unreachable_database_says_so_and_saves_nothing(

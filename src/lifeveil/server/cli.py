@@ -185,6 +185,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         default=10_000,
         help="z ingested alone, then again while queries run (10000)",
     )
+    p.add_argument(
+        "--query-rate",
+        type=float,
+        default=0.0,
+        metavar="Q",
+        help="k-NN queries per second while ingesting (0: back to back, the worst case)",
+    )
     p.add_argument("--seed-z", type=Path, help=".npy of encoded z to centre the scenes on")
     p.add_argument("--out", type=Path, help="also write the reports to this JSON file")
     p.set_defaults(func=cmd_bench, json=False)
@@ -357,9 +364,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``lifeveil server bench``."""
+    from lifeveil.errors import InputError
     from lifeveil.server.store_bench import run_bench_command
 
+    if args.query_rate < 0:
+        raise InputError(f"--query-rate {args.query_rate}: give 0 (back to back) or more")
     run_bench_command(
-        args.store, args.n or [10_000], args.z_dim, args.queries, args.extra, args.seed_z, args.out
+        args.store,
+        args.n or [10_000],
+        args.z_dim,
+        args.queries,
+        args.extra,
+        args.seed_z,
+        args.out,
+        query_rate=args.query_rate,
     )
     return 0

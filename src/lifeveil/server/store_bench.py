@@ -8,8 +8,10 @@ pgvector), without HTTP and TLS, so that it measures what the store can do:
 2. *index*: build (or load) the k-NN index, timed;
 3. *queries*: ``queries`` k-NN queries one after another: latency p50/p99 and recall@k
    against exact cosine search over the same z (in numpy);
-4. *ingest while querying*: ``extra_records`` more z ingested alone, then as many again while
-   a thread sends queries back to back: the drop in z/s and the query latency meanwhile.
+4. *ingest while querying*: ``extra_records`` more z ingested alone and as many again while
+   a thread sends queries (back to back, or ``query_rate`` per second), in ``ROUNDS``
+   alternating stretches so that slow drifts of the machine's load hit both alike: the drop
+   in z/s (medians of the stretches) and the query latency meanwhile.
 
 A store that indexes in the background from an unindexed tail (PostgreSQL: ``tail_size``,
 ``wait_indexed``, ``indexer``) also gets: the tail left by the preload and k-NN latency and
@@ -55,6 +57,7 @@ class StoreBenchConfig:
     queries: int = 200  # timed k-NN queries (recall measured on each)
     k: int = 10
     extra_records: int = 10_000  # ingested alone, then again while queries run
+    query_rate: float = 0.0  # k-NN queries per second during step 4; 0: back to back
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -126,22 +129,42 @@ class _Feeder:
         return len(z) / (time.perf_counter() - t0)
 
 
-class _QueryThread(threading.Thread):
-    """k-NN queries back to back until stopped, timing each."""
+#: Alternating stretches of ingest alone and ingest while querying in step 4.
+ROUNDS = 3
 
-    def __init__(self, store: ZStore, tenant_id: int, queries: np.ndarray, k: int) -> None:
+
+class _QueryThread(threading.Thread):
+    """k-NN queries while ``active`` is set (back to back, or ``rate`` per second), timing
+    each, until stopped."""
+
+    def __init__(
+        self, store: ZStore, tenant_id: int, queries: np.ndarray, k: int, rate: float = 0.0
+    ) -> None:
         super().__init__(name="lifeveil-bench-queries", daemon=True)
         self.store, self.tenant_id, self.queries, self.k = store, tenant_id, queries, k
-        self.stop_event = threading.Event()
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.active, self.stop_event = threading.Event(), threading.Event()
         self.latencies: list[float] = []
 
     def run(self) -> None:
-        i = 0
+        i, due = 0, time.perf_counter()
         while not self.stop_event.is_set():
+            if not self.active.wait(0.05):
+                due = time.perf_counter()
+                continue
+            if self.interval:
+                due += self.interval
+                time.sleep(max(0.0, due - time.perf_counter()))
             t0 = time.perf_counter()
             self.store.knn(self.tenant_id, self.queries[i % len(self.queries)], self.k)
             self.latencies.append(time.perf_counter() - t0)
             i += 1
+
+    def stop(self) -> None:
+        """End the thread (after its current query)."""
+        self.active.clear()
+        self.stop_event.set()
+        self.join(60)
 
 
 def exact_top_k(z: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -189,14 +212,11 @@ def run_store_bench(
         ZStore.knn(store, tenant.id, q, config.k)
         exact.append(time.perf_counter() - t0)
     say("ingest alone, then while queries run ...")
-    half = config.extra_records
     tail.start_ingest()
-    alone = feeder.send(extra[:half]) if half else 0.0
-    loop = _QueryThread(store, tenant.id, queries, config.k)
+    loop = _QueryThread(store, tenant.id, queries, config.k, config.query_rate)
     loop.start()
-    busy = feeder.send(extra[half:]) if half else 0.0
-    loop.stop_event.set()
-    loop.join(60)
+    alone, busy = _alternate(feeder, loop, extra)
+    loop.stop()
     tail.end_ingest()
     return {
         "config": asdict(config),
@@ -212,6 +232,7 @@ def run_store_bench(
             "ingest_alone_z_per_s": round(alone, 1),
             "ingest_while_querying_z_per_s": round(busy, 1),
             "ingest_drop_while_querying": round(1 - busy / alone, 3) if alone else None,
+            "query_rate_during_ingest": config.query_rate or "back to back",
             "queries_during_ingest": len(loop.latencies),
             "query_p50_ms_during_ingest": percentile_ms(loop.latencies, 50),
             "query_p99_ms_during_ingest": percentile_ms(loop.latencies, 99),
@@ -223,6 +244,23 @@ def run_store_bench(
             "python": platform.python_version(),
         },
     }
+
+
+def _alternate(feeder: _Feeder, loop: _QueryThread, extra: np.ndarray) -> tuple[float, float]:
+    """Ingest ``extra`` in ``2 * ROUNDS`` stretches, queries off and on in turn; returns the
+    median z/s of the stretches alone and of those while querying."""
+    if not len(extra):
+        return 0.0, 0.0
+    rates: tuple[list[float], list[float]] = ([], [])
+    for i, chunk in enumerate(np.array_split(extra, 2 * ROUNDS)):
+        querying = i % 2 == 1
+        if querying:
+            loop.active.set()
+        else:
+            loop.active.clear()
+        rates[querying].append(feeder.send(chunk))
+    loop.active.clear()
+    return float(np.median(rates[0])), float(np.median(rates[1]))
 
 
 class _TailProbe:
@@ -314,12 +352,15 @@ def run_bench_command(
     extra: int,
     seed_z: Path | None = None,
     out: Path | None = None,
+    query_rate: float = 0.0,
 ) -> list[dict[str, Any]]:
     """``lifeveil server bench``: one run per size on a fresh store; prints each summary."""
     base = np.load(seed_z).reshape(-1, z_dim).astype(np.float32) if seed_z else None
     reports = []
     for n in sizes:
-        config = StoreBenchConfig(n=n, z_dim=z_dim, queries=queries, extra_records=extra)
+        config = StoreBenchConfig(
+            n=n, z_dim=z_dim, queries=queries, extra_records=extra, query_rate=query_rate
+        )
         with tempfile.TemporaryDirectory(prefix="lifeveil-bench-") as tmp:
             opened = _open_store(store, z_dim, Path(tmp))
             try:
