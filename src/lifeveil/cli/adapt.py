@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     from lifeveil.privatizer.encode import encode_inputs
     from lifeveil.privatizer.loader import open_privatizer
 
+    if args.hidden < 0:
+        raise InputError(f"--hidden {args.hidden}: give 0 (a ridge regression) or more units")
     if args.out.exists() and not args.force:
         raise InputError(f"{args.out} already exists - choose another --out, or pass --force")
     ckpts = [resolve_checkpoint(_checkpoint(n)) for n in (args.old, args.new)]
@@ -114,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
         faces = public_faces()
         old_z = np.vstack([old_z, old.privatize(faces, "mean").z])
         new_z = np.vstack([new_z, new.privatize(faces, "mean").z])
-    if args.hidden < 0:
-        raise InputError(f"--hidden {args.hidden}: give 0 (a ridge regression) or more units")
     adapter = (
         fit_mlp_adapter(old_z, new_z, old.version, new.version, hidden=args.hidden)
         if args.hidden

@@ -31,7 +31,7 @@ from lifeveil.errors import (
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.pg_store_heads import PostgresHeads
 from lifeveil.server.pg_store_indexer import TailIndexer
-from lifeveil.server.pg_store_knn import PostgresKnn, record_filter
+from lifeveil.server.pg_store_knn import PostgresKnn
 from lifeveil.server.pg_store_pool import (
     ConnectionPool,
     binary_z_loader,
@@ -54,7 +54,7 @@ from lifeveil.server.store import (
     register_store,
     stored_z,
 )
-from lifeveil.server.store_spaces_sql import SQLSpaces
+from lifeveil.server.store_spaces_sql import SQLSpaces, record_filter
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import NO_SPACE, ZRecord
 
@@ -318,7 +318,7 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         limit: int | None = None,
         space: int = NO_SPACE,
     ) -> RecordBatch:
-        where, params = record_filter(tenant_id, space, device_id, t_start_us, t_end_us)
+        where, params = record_filter(tenant_id, space, device_id, t_start_us, t_end_us, "%s")
         sql = _RECORD_SELECT + where + " ORDER BY r.timestamp_us, r.device_id, r.seq LIMIT %s"
         return self._batch(self._query(sql, [*params, limit]))
 

@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lifeveil.server.ann_search import rerank
 from lifeveil.server.pg_store_indexer import TailIndexer, move_tail_batch, tail_size
 from lifeveil.server.pg_store_pool import ConnectionPool
-from lifeveil.server.search import cosine_knn
-from lifeveil.server.store import NeighborHit, RecordBatch
+from lifeveil.server.store import NeighborHit
+from lifeveil.server.store_spaces_sql import record_filter
 from lifeveil.transport.record import NO_SPACE
 
 # Candidates fetched from HNSW (and as many from the tail) per k-NN query before the exact
@@ -44,7 +45,6 @@ class PostgresKnn:
     indexer: TailIndexer
     _pool: ConnectionPool
     _query: Callable[..., list[tuple]]
-    _batch: Callable[[list[tuple]], RecordBatch]
 
     def _migrated_stored(self, tenant_id: int, space: int, keys: np.ndarray, z: np.ndarray) -> None:
         self.indexer.notify()  # the trigger put the migrated rows in the tail
@@ -78,38 +78,10 @@ class PostgresKnn:
         tail, re-ranked by exact cosine."""
         if k <= 0:
             return []
-        where, params = record_filter(tenant_id, space, device_id, None, None)
+        where, params = record_filter(tenant_id, space, device_id, None, None, "%s")
         count = max(KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR * k)
         vector = np.ascontiguousarray(query, dtype=np.float32)
         rows = self._query(
             _KNN_SQL.format(where=where), [*params, vector, count, *params, vector, count]
         )
-        # The exact scan's row order, so ties break the same way.
-        rows.sort(key=lambda r: (r[2], r[4], r[1]))
-        batch = self._batch(rows)
-        idx, scores = cosine_knn(batch.z, query, k)
-        return [
-            NeighborHit(batch.devices[i], int(batch.seqs[i]), int(batch.timestamps_us[i]), float(s))
-            for i, s in zip(idx, scores, strict=True)
-        ]
-
-
-def record_filter(
-    tenant_id: int,
-    space: int,
-    device_id: int | None,
-    t_start_us: int | None,
-    t_end_us: int | None,
-) -> tuple[str, list[object]]:
-    """``WHERE`` clause and parameters: always the tenant and space, then the optional
-    filters."""
-    clauses, params = ["r.tenant_id = %s", "r.space = %s"], [tenant_id, space]
-    for clause, value in (
-        ("r.device_id = %s", device_id),
-        ("r.timestamp_us >= %s", t_start_us),
-        ("r.timestamp_us <= %s", t_end_us),
-    ):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    return "WHERE " + " AND ".join(clauses), params
+        return rerank(rows, query, k, self.z_dim)  # the exact scan's scores and tie order

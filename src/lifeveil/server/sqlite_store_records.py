@@ -15,7 +15,7 @@ import numpy as np
 
 from lifeveil.errors import AuthError, InputError, ShapeError, UnknownNameError
 from lifeveil.server.store import Principal, PutResult, RecordBatch, RecordsOf, stored_z
-from lifeveil.server.store_spaces_sql import SQLSpaces
+from lifeveil.server.store_spaces_sql import SQLSpaces, record_filter
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import NO_SPACE, ZRecord
 
@@ -154,21 +154,8 @@ class SQLiteRecords(SQLSpaces):
         limit: int | None = None,
         space: int = NO_SPACE,
     ) -> RecordBatch:
-        clauses, params = ["r.tenant_id = ?", "r.space = ?"], [tenant_id, space]
-        for clause, value in (
-            ("r.device_id = ?", device_id),
-            ("r.timestamp_us >= ?", t_start_us),
-            ("r.timestamp_us <= ?", t_end_us),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        sql = (
-            _RECORD_SELECT
-            + "WHERE "
-            + " AND ".join(clauses)
-            + " ORDER BY r.timestamp_us, r.device_id, r.seq"
-        )
+        where, params = record_filter(tenant_id, space, device_id, t_start_us, t_end_us, "?")
+        sql = _RECORD_SELECT + where + " ORDER BY r.timestamp_us, r.device_id, r.seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return self._batch(self._query(sql, params))

@@ -296,3 +296,25 @@ def _migration(row: tuple) -> MigrationInfo:
         started_us=int(row[12]),
         finished_us=None if row[13] is None else int(row[13]),
     )
+
+
+def record_filter(
+    tenant_id: int,
+    space: int,
+    device_id: int | None,
+    t_start_us: int | None,
+    t_end_us: int | None,
+    param: str,
+) -> tuple[str, list[object]]:
+    """``WHERE`` clause over records ``r`` and its parameters (``param``: the backend's
+    placeholder): always the tenant and space, then the optional filters."""
+    clauses, params = [f"r.tenant_id = {param}", f"r.space = {param}"], [tenant_id, space]
+    for clause, value in (
+        (f"r.device_id = {param}", device_id),
+        (f"r.timestamp_us >= {param}", t_start_us),
+        (f"r.timestamp_us <= {param}", t_end_us),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return "WHERE " + " AND ".join(clauses), params
