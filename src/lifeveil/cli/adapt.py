@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from lifeveil.cli.common import add_threads_arg
@@ -112,10 +113,14 @@ def run(args: argparse.Namespace) -> int:
     old, new = (open_privatizer(c, threads=args.threads) for c in ckpts)
     old_z = encode_inputs(old, args.frames, args.fps, "mean", progress=not args.json).matrix()
     new_z = encode_inputs(new, args.frames, args.fps, "mean", progress=not args.json).matrix()
+    say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr))
     if args.public_faces:
         faces = public_faces()
+        say(f"encoding {len(faces):,} public face photos with both versions ...")
         old_z = np.vstack([old_z, old.privatize(faces, "mean").z])
         new_z = np.vstack([new_z, new.privatize(faces, "mean").z])
+    kind = f"a {args.hidden}-unit network" if args.hidden else "a ridge regression"
+    say(f"fitting {kind} on {len(old_z):,} frame pairs ...")
     adapter = (
         fit_mlp_adapter(old_z, new_z, old.version, new.version, hidden=args.hidden)
         if args.hidden
