@@ -52,7 +52,8 @@ def ann_available() -> bool:
 
 @dataclass(frozen=True)
 class _Tail:
-    """Rows not yet in the graph: ``keys[:n]`` (device_id, seq) and ``z[:n]``.
+    """Rows not yet in the graph: ``keys[:n]`` (device_id, seq), ``z[:n]`` and their L2
+    norms ``norms[:n]`` (kept so that a query's exact scan is one product, not two passes).
 
     Appends write past ``n`` and publish a new ``_Tail``; rows below ``n`` never change, so a
     search may keep using a snapshot while ingest goes on.
@@ -60,22 +61,29 @@ class _Tail:
 
     keys: np.ndarray
     z: np.ndarray
+    norms: np.ndarray
     n: int
 
     @classmethod
     def empty(cls, z_dim: int, capacity: int = 1024) -> _Tail:
-        return cls(np.zeros((capacity, 2), np.int64), np.zeros((capacity, z_dim), np.float32), 0)
+        return cls(
+            np.zeros((capacity, 2), np.int64),
+            np.zeros((capacity, z_dim), np.float32),
+            np.zeros(capacity, np.float32),
+            0,
+        )
 
     def append(self, keys: np.ndarray, z: np.ndarray) -> _Tail:
         m = len(keys)
-        store_keys, store_z = self.keys, self.z
-        if self.n + m > len(store_keys):
-            capacity = max(2 * len(store_keys), self.n + m)
-            store_keys = np.zeros((capacity, 2), np.int64)
-            store_z = np.zeros((capacity, self.z.shape[1]), np.float32)
-            store_keys[: self.n], store_z[: self.n] = self.keys[: self.n], self.z[: self.n]
-        store_keys[self.n : self.n + m], store_z[self.n : self.n + m] = keys, z
-        return _Tail(store_keys, store_z, self.n + m)
+        grown = self
+        if self.n + m > len(self.keys):
+            grown = _Tail.empty(self.z.shape[1], max(2 * len(self.keys), self.n + m))
+            grown.keys[: self.n], grown.z[: self.n] = self.keys[: self.n], self.z[: self.n]
+            grown.norms[: self.n] = self.norms[: self.n]
+        end = self.n + m
+        grown.keys[self.n : end], grown.z[self.n : end] = keys, z
+        grown.norms[self.n : end] = np.sqrt(np.einsum("ij,ij->i", z, z, dtype=np.float32))
+        return _Tail(grown.keys, grown.z, grown.norms, end)
 
     def drop_first(self, m: int) -> _Tail:
         rest = _Tail.empty(self.z.shape[1], max(1024, self.n - m))
@@ -213,9 +221,8 @@ def _tail_best(tail: _Tail, query: np.ndarray, count: int) -> np.ndarray:
     """Row numbers of the ``count`` tail rows most cosine-similar to ``query`` (any order)."""
     if tail.n <= count:
         return np.arange(tail.n)
-    z = tail.z[: tail.n]
-    norms = np.linalg.norm(z, axis=1) * max(float(np.linalg.norm(query)), 1e-30)
-    scores = (z @ query.astype(np.float32)) / np.maximum(norms, 1e-30)
+    norms = tail.norms[: tail.n] * max(float(np.linalg.norm(query)), 1e-30)
+    scores = (tail.z[: tail.n] @ query.astype(np.float32)) / np.maximum(norms, 1e-30)
     return np.argpartition(-scores, count)[:count]
 
 

@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from lifeveil.server.ann_index import TenantAnnIndex, ann_available
+from lifeveil.server.priority import BACKGROUND_NICE, lower_thread_priority
 from lifeveil.server.search import cosine_knn, cosine_scores
 from lifeveil.server.store import NeighborHit
 
@@ -147,6 +148,7 @@ class AnnSearch:
         self._tasks.put(item)
 
     def _work(self) -> None:
+        lower_thread_priority(BACKGROUND_NICE)  # upkeep waits for idle cores; the tail is exact
         while True:
             item = self._tasks.get()
             try:

@@ -192,6 +192,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         metavar="Q",
         help="k-NN queries per second while ingesting (0: back to back, the worst case)",
     )
+    p.add_argument(
+        "--knn-in-process",
+        action="store_true",
+        help="sqlite: keep the k-NN index in the benchmark's process, as a server with "
+        "knn_process = false does (default: a worker process, as the server does)",
+    )
     p.add_argument("--seed-z", type=Path, help=".npy of encoded z to centre the scenes on")
     p.add_argument("--out", type=Path, help="also write the reports to this JSON file")
     p.set_defaults(func=cmd_bench, json=False)
@@ -378,5 +384,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.seed_z,
         args.out,
         query_rate=args.query_rate,
+        knn_process=not args.knn_in_process,
     )
     return 0

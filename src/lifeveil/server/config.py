@@ -30,6 +30,9 @@ class ServerConfig:
         ann_min_records: the ``sqlite`` store answers k-NN from an HNSW index (persisted in
             ``lifeveil.db.ann/``, exact re-ranking) for tenants with at least this many
             records, and by an exact scan below it; 0 turns the index off.
+        knn_process: the ``sqlite`` store keeps its k-NN indexes and answers k-NN in a worker
+            process (started at the first k-NN), so queries never hold up ingest on the
+            interpreter lock; False keeps them in the server process.
         max_body_bytes: largest HTTP request body accepted (413 above).
         max_frames_per_post: most frames in one ``POST /v1/frames`` batch.
         replay_window_s: accepted clock skew for ``X-LifeVeil-Timestamp``; nonces are
@@ -56,6 +59,7 @@ class ServerConfig:
     store: str = "sqlite"
     store_dsn: str = ""
     ann_min_records: int = 2_000
+    knn_process: bool = True
     max_body_bytes: int = 1 << 20
     max_frames_per_post: int = 64
     replay_window_s: float = 300.0

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from lifeveil.errors import ProtocolError
+from lifeveil.server.priority import query_thread_initializer
 from lifeveil.server.store import Principal, PutResult, StoreUnavailableError, ZStore
 from lifeveil.transport.frame import AckStatus, WireSpec, decode_frame, encode_ack
 from lifeveil.transport.record import ZRecord
@@ -180,14 +181,17 @@ class _Pending:
 class SearchPool:
     """A few threads for queries (k-NN, timelines), apart from ingest and the event loop.
 
-    At most ``workers`` queries run at once, so a burst of searches cannot take every
+    Its threads run below ingest's OS priority (:mod:`lifeveil.server.priority`), so busy
+    cores serve ingest first. At most ``workers`` queries run at once, so a burst of searches cannot take every
     thread that ingest needs; up to ``max_waiting`` more queue, and beyond that a query is
     refused at once with StoreUnavailableError (HTTP 503, Retry-After) instead of piling up.
     """
 
     def __init__(self, workers: int = 2, max_waiting: int = 64) -> None:
         self.workers, self.max_waiting = workers, max_waiting
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="lifeveil-search")
+        self._executor = ThreadPoolExecutor(
+            workers, thread_name_prefix="lifeveil-search", initializer=query_thread_initializer
+        )
         self._closed = False
         self._in_flight = 0  # touched only on the event loop's thread
 

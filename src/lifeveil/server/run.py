@@ -20,6 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from lifeveil.server.app import create_app
 from lifeveil.server.config import ServerConfig
+from lifeveil.server.priority import single_threaded_blas
 
 log = logging.getLogger(__name__)
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"  # forward secrecy and AEAD only; no CBC
@@ -158,6 +159,7 @@ class RejectionLogLimit(logging.Filter):
 
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8443) -> None:
     """Run until interrupted. The certificate and key must exist (see ``init_data_dir``)."""
+    single_threaded_blas()  # ingest first: queries' BLAS must not take every core
     server = uvicorn.Server(uvicorn_config(config, host, port))  # configures uvicorn's logging
     logging.getLogger("uvicorn.error").addFilter(RejectionLogLimit())
     server.run()

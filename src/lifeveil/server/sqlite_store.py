@@ -18,6 +18,7 @@ from lifeveil.errors import InputError, NameTakenError, UnknownNameError
 from lifeveil.io import private_dir, private_file
 from lifeveil.server.ann_search import AnnSearch
 from lifeveil.server.config import ServerConfig
+from lifeveil.server.knn_process import KnnProcess
 from lifeveil.server.sqlite_store_ann import SQLiteAnn
 from lifeveil.server.sqlite_store_heads import SQLiteHeads
 from lifeveil.server.sqlite_store_records import ACTIVE_PRINCIPAL as _ACTIVE
@@ -62,6 +63,8 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
         ann_min_records: tenants with at least this many records get k-NN from an HNSW index
             kept in ``PATH.ann/`` (exact re-ranking); smaller ones, or all with 0, an exact
             scan.
+        knn_process: keep the k-NN indexes in a worker process
+            (:class:`~lifeveil.server.knn_process.KnnProcess`) instead of this one.
     """
 
     def __init__(
@@ -70,10 +73,16 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
         z_dim: int,
         synchronous: str = "FULL",
         ann_min_records: int = 2_000,
+        knn_process: bool = False,
     ) -> None:
         self.path = Path(path)
         self.z_dim = z_dim
-        self._ann = AnnSearch(self, Path(f"{self.path}.ann"), z_dim, ann_min_records)
+        folder = Path(f"{self.path}.ann")
+        self._ann = (
+            KnnProcess(self.path, folder, z_dim, ann_min_records)
+            if knn_process
+            else AnnSearch(self, folder, z_dim, ann_min_records)
+        )
         private_dir(self.path.parent)
         private_file(self.path)  # SQLite gives -wal and -shm the database file's mode
         self._lock = threading.RLock()
@@ -96,7 +105,13 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
     @classmethod
     def from_config(cls, config: ServerConfig) -> SQLiteStore:
         """Open ``config.db_path`` with the configured dimension and durability."""
-        return cls(config.db_path, config.z_dim, config.sqlite_synchronous, config.ann_min_records)
+        return cls(
+            config.db_path,
+            config.z_dim,
+            config.sqlite_synchronous,
+            config.ann_min_records,
+            knn_process=config.knn_process,
+        )
 
     def _setup(self, synchronous: str) -> None:
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]

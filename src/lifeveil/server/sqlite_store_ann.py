@@ -15,14 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from lifeveil.server.ann_search import AnnSearch, Scope
+from lifeveil.server.sqlite_vectors import read_records_by_keys, read_tenant_vectors
 from lifeveil.server.store import NeighborHit, ZStore
 from lifeveil.transport.record import NO_SPACE
-
-_BY_KEY = (
-    "SELECT p.name, r.seq, r.timestamp_us, r.z, r.device_id FROM z_records r "
-    "JOIN principals p ON p.id = r.device_id "
-    "WHERE r.device_id = ? AND r.space = ? AND r.seq = ? AND r.tenant_id = ?"
-)
 
 
 class SQLiteAnn(ZStore):
@@ -54,31 +49,15 @@ class SQLiteAnn(ZStore):
             self._ann.wait_idle()
 
     def tenant_vectors(self, scope: Scope) -> tuple[np.ndarray, np.ndarray]:
-        """Keys ``(n, 2)`` (device_id, seq) and z ``(n, d)`` of every record of a tenant's
-        space (``scope`` = (tenant_id, space))."""
+        """Keys ``(n, 2)`` (device_id, seq) and z ``(n, d)`` of every record of a tenant's space
+        (``scope`` = (tenant_id, space))."""
         with self._read_lock:
-            rows = self._read_conn.execute(
-                "SELECT device_id, seq, z FROM z_records WHERE tenant_id = ? AND space = ?", scope
-            ).fetchall()
-        keys = np.array([(r[0], r[1]) for r in rows], dtype=np.int64).reshape(-1, 2)
-        z = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").astype(np.float32)
-        return keys, z.reshape(len(rows), self.z_dim)
+            return read_tenant_vectors(self._read_conn, scope, self.z_dim)
 
     def records_by_keys(self, scope: Scope, keys: np.ndarray) -> list[tuple]:
-        """Rows (name, seq, timestamp_us, z, device_id) of the scope's records in ``keys``.
-
-        One primary-key lookup per key: far faster in SQLite than ``IN (VALUES ...)``.
-        """
-        tenant_id, space = scope
-        rows: list[tuple] = []
+        """Rows (name, seq, timestamp_us, z, device_id) of the scope's records in ``keys``."""
         with self._read_lock:
-            for device_id, seq in keys.tolist():
-                row = self._read_conn.execute(
-                    _BY_KEY, (device_id, space, seq, tenant_id)
-                ).fetchone()
-                if row is not None:
-                    rows.append(row)
-        return [(n, s, t, np.frombuffer(z, dtype="<f4"), d) for n, s, t, z, d in rows]
+            return read_records_by_keys(self._read_conn, scope, keys)
 
     def _ann_stored(
         self, tenant_id: int, space: int, stored: Sequence[tuple[int, int, np.ndarray]]

@@ -40,6 +40,7 @@ import numpy as np
 
 from lifeveil.errors import InputError
 from lifeveil.server.load import percentile_ms
+from lifeveil.server.priority import QUERY_NICE, lower_thread_priority, single_threaded_blas
 from lifeveil.server.store import Principal, ZStore
 from lifeveil.transport.record import ZRecord
 
@@ -147,6 +148,7 @@ class _QueryThread(threading.Thread):
         self.latencies: list[float] = []
 
     def run(self) -> None:
+        lower_thread_priority(QUERY_NICE)  # as the server's SearchPool threads run
         i, due = 0, time.perf_counter()
         while not self.stop_event.is_set():
             if not self.active.wait(0.05):
@@ -353,21 +355,27 @@ def run_bench_command(
     seed_z: Path | None = None,
     out: Path | None = None,
     query_rate: float = 0.0,
+    knn_process: bool = True,
 ) -> list[dict[str, Any]]:
-    """``lifeveil server bench``: one run per size on a fresh store; prints each summary."""
+    """``lifeveil server bench``: one run per size on a fresh store; prints each summary.
+
+    ``knn_process`` as the server's setting of that name (SQLite only)."""
     base = np.load(seed_z).reshape(-1, z_dim).astype(np.float32) if seed_z else None
+    single_threaded_blas()  # as `lifeveil server run` does
     reports = []
     for n in sizes:
         config = StoreBenchConfig(
             n=n, z_dim=z_dim, queries=queries, extra_records=extra, query_rate=query_rate
         )
         with tempfile.TemporaryDirectory(prefix="lifeveil-bench-") as tmp:
-            opened = _open_store(store, z_dim, Path(tmp))
+            opened = _open_store(store, z_dim, Path(tmp), knn_process)
             try:
                 report = run_store_bench(opened, config, base=base, progress=print)
             finally:
                 opened.close()
         report["command_store"] = "sqlite" if store == "sqlite" else "postgresql"
+        if store == "sqlite":
+            report["summary"]["knn_process"] = knn_process
         print(json.dumps(report["summary"], indent=2), flush=True)
         reports.append(report)
     if out is not None:
@@ -375,11 +383,11 @@ def run_bench_command(
     return reports
 
 
-def _open_store(store: str, z_dim: int, tmp: Path) -> ZStore:
+def _open_store(store: str, z_dim: int, tmp: Path, knn_process: bool = True) -> ZStore:
     if store == "sqlite":
         from lifeveil.server.sqlite_store import SQLiteStore
 
-        return SQLiteStore(tmp / "lifeveil.db", z_dim, ann_min_records=1)
+        return SQLiteStore(tmp / "lifeveil.db", z_dim, ann_min_records=1, knn_process=knn_process)
     if store.startswith(("postgresql://", "postgres://")):
         from lifeveil.server.pg_store import PostgresStore
 

@@ -1,0 +1,66 @@
+"""Ingest first: the OS scheduling priority of the server's query and index-upkeep threads.
+
+When the cores are busy, acknowledging devices' z matters most (a device waits for its ack,
+its outbox grows); a k-NN answer may take a little longer, and folding the index's tail into
+the HNSW graph can wait for a quiet moment (the tail is searched exactly meanwhile). So the
+threads that answer queries run a few nice steps below ingest, and the index upkeep at the
+lowest priority: the scheduler gives them what ingest leaves.
+
+Linux schedules threads individually, so ``setpriority`` on a thread's native id changes
+that thread only. Elsewhere (or where the call is refused) this is a no-op: priorities are
+a preference, never a requirement.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+log = logging.getLogger(__name__)
+
+#: Nice steps below ingest for threads answering queries (k-NN, timelines, classify).
+QUERY_NICE = 5
+#: Nice steps below ingest for background index upkeep (absorbing tails into HNSW graphs).
+BACKGROUND_NICE = 19
+
+
+def lower_thread_priority(steps: int) -> bool:
+    """Run the calling thread ``steps`` nice levels below the process; True if it took.
+
+    Lowering a priority needs no privilege; it cannot be raised back by an unprivileged
+    process, so call it only on threads that do nothing but the lower-priority work.
+    """
+    if steps <= 0 or not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        target = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + steps)
+        os.setpriority(os.PRIO_PROCESS, tid, target)
+    except OSError as exc:  # a sandbox may refuse it; the work still runs, just not deferred
+        log.debug("could not lower thread %s's priority: %s", tid, exc)
+        return False
+    return True
+
+
+def query_thread_initializer() -> None:
+    """``ThreadPoolExecutor`` initializer for query threads: :data:`QUERY_NICE` steps down."""
+    lower_thread_priority(QUERY_NICE)
+
+
+def single_threaded_blas() -> bool:
+    """Keep numpy's BLAS to one thread in this process; True if it took.
+
+    A k-NN's exact tail scan is one matrix-vector product; OpenBLAS would split it over
+    every core, onto threads that run at ingest's priority and take ingest's core. One
+    thread per query is as fast on a busy server and leaves the other cores to ingest.
+    Process-wide (BLAS has no per-thread setting): called when a server or a store
+    benchmark starts, never on import.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the server extra brings it (through scikit-learn)
+        return False
+    threadpool_limits(1, user_api="blas")
+    return True
