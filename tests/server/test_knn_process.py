@@ -4,6 +4,7 @@ priorities that serve ingest first."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -115,3 +116,62 @@ def test_lowering_a_threads_priority_leaves_the_others_alone():
     assert seen["background"] == 19
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
     assert lower_thread_priority(0) is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-process nice is Linux's")
+def test_postgres_indexer_and_knn_backends_run_at_lower_priority(embedded_postgres):
+    from lifeveil.server.pg_store import PostgresStore
+
+    store = PostgresStore(embedded_postgres.new_database(), z_dim=D)
+    try:
+        pids = store._index_pool.run(lambda c: int(c.info.backend_pid), transaction=False)
+        other = store._pool.run(lambda c: int(c.info.backend_pid), transaction=False)
+        knn = store._knn_pool.run(lambda c: int(c.info.backend_pid), transaction=False)
+        base = os.getpriority(os.PRIO_PROCESS, other)  # ingest's: untouched
+        assert os.getpriority(os.PRIO_PROCESS, pids) == 19
+        assert base < 19
+        assert os.getpriority(os.PRIO_PROCESS, knn) == min(19, base + QUERY_NICE)
+    finally:
+        store.close()
+
+
+_OWNER = """
+import sys, numpy as np
+from lifeveil.server.sqlite_store import SQLiteStore
+from lifeveil.transport.record import ZRecord
+store = SQLiteStore(sys.argv[1], z_dim=4, ann_min_records=1, knn_process=True)
+t = store.create_tenant("t")
+d = store.add_principal("device", "cam", "h", t.id)
+store.put_records(d, [ZRecord(i, i, np.full(4, i + 1.0, np.float32)) for i in range(50)])
+store.prepare_knn(t.id)
+print(store._ann._child.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_worker_ends_when_its_server_is_killed(tmp_path: Path):
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, str(tmp_path / "z.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        child = int(owner.stdout.readline())
+        os.kill(child, 0)  # running
+        owner.kill()
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(child)
+    finally:
+        owner.kill()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended (its reaper is gone with the server)

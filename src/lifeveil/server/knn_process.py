@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -76,6 +77,10 @@ def _serve(
     """The child: answer requests in the order they were sent until ``None`` arrives."""
     lower_thread_priority(QUERY_NICE)  # threads started from here (index upkeep) inherit it
     single_threaded_blas()
+    parent = os.getppid()
+    threading.Thread(
+        target=_exit_with, args=(parent,), name="lifeveil-knn-parent", daemon=True
+    ).start()
     ann = AnnSearch(_Reader(path, z_dim), Path(folder), z_dim, min_records)
     while (request := requests.get()) is not None:
         kind, *args = request
@@ -95,6 +100,14 @@ def _serve(
         replies.put((rid, result))
     ann.close()
     replies.put(None)
+
+
+def _exit_with(parent: int, poll_s: float = 1.0) -> None:
+    """End the child once its parent is gone (a SIGKILLed server leaves no orphan; the
+    index on disk is caught up from the database at the next start)."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os._exit(0)
 
 
 class KnnProcess:

@@ -45,6 +45,7 @@ from lifeveil.server.pg_store_schema import (
     SCHEMA_VERSION,
     migration_sql,
 )
+from lifeveil.server.priority import BACKGROUND_NICE, QUERY_NICE, lower_backend_priority
 from lifeveil.server.store import (
     Principal,
     PutResult,
@@ -93,7 +94,13 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         self._nonce_inserts = 0
         self._pool = ConnectionPool(dsn, pool_size, configure=self._configure)
         self._pool.run(self._migrate, transaction=False)
-        self.indexer = TailIndexer(self._pool)
+        # The indexer's own connection, its PostgreSQL process at background priority where
+        # that is ours to set (server/priority.py): ingest and queries first.
+        self._index_pool = ConnectionPool(dsn, 2, configure=self._configure_indexer)
+        # k-NN (the costly query: it scans the tail exactly) on connections whose server
+        # processes run a few steps below ingest, as the query pool's threads do.
+        self._knn_pool = ConnectionPool(dsn, 2, configure=self._configure_knn)
+        self.indexer = TailIndexer(self._index_pool)
         if background_indexer:
             self.indexer.start()
 
@@ -108,6 +115,14 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         return cls(config.store_dsn, config.z_dim)
 
     # -- connections and schema ---------------------------------------------------------------
+    def _configure_indexer(self, conn: Any) -> None:
+        self._configure(conn)
+        lower_backend_priority(conn, BACKGROUND_NICE)
+
+    def _configure_knn(self, conn: Any) -> None:
+        self._configure(conn)
+        lower_backend_priority(conn, QUERY_NICE)
+
     def _configure(self, conn: Any) -> None:
         from pgvector.psycopg import register_vector
 
@@ -358,6 +373,8 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
     def close(self) -> None:
         self.indexer.stop()
         self._pool.close()  # a batch in progress finishes; no new one starts
+        self._index_pool.close()
+        self._knn_pool.close()
         self.indexer.close()
 
 

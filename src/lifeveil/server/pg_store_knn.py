@@ -44,6 +44,7 @@ class PostgresKnn:
     z_dim: int
     indexer: TailIndexer
     _pool: ConnectionPool
+    _knn_pool: ConnectionPool  # connections at query priority (server/priority.py)
     _query: Callable[..., list[tuple]]
 
     def _migrated_stored(self, tenant_id: int, space: int, keys: np.ndarray, z: np.ndarray) -> None:
@@ -81,7 +82,8 @@ class PostgresKnn:
         where, params = record_filter(tenant_id, space, device_id, None, None, "%s")
         count = max(KNN_CANDIDATES_MIN, KNN_CANDIDATES_FACTOR * k)
         vector = np.ascontiguousarray(query, dtype=np.float32)
-        rows = self._query(
-            _KNN_SQL.format(where=where), [*params, vector, count, *params, vector, count]
+        sql, args = _KNN_SQL.format(where=where), [*params, vector, count, *params, vector, count]
+        rows = self._knn_pool.run(
+            lambda c: c.execute(sql, args, binary=True).fetchall(), transaction=False
         )
         return rerank(rows, query, k, self.z_dim)  # the exact scan's scores and tie order

@@ -6,6 +6,10 @@ the HNSW graph can wait for a quiet moment (the tail is searched exactly meanwhi
 threads that answer queries run a few nice steps below ingest, and the index upkeep at the
 lowest priority: the scheduler gives them what ingest leaves.
 
+The PostgreSQL store's HNSW upkeep runs in a server process of its own connection; where
+that server runs on this machine as this user (the embedded one), that process is lowered
+the same way (:func:`lower_backend_priority`).
+
 Linux schedules threads individually, so ``setpriority`` on a thread's native id changes
 that thread only. Elsewhere (or where the call is refused) this is a no-op: priorities are
 a preference, never a requirement.
@@ -17,6 +21,8 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -63,4 +69,26 @@ def single_threaded_blas() -> bool:
     except ImportError:  # the server extra brings it (through scikit-learn)
         return False
     threadpool_limits(1, user_api="blas")
+    return True
+
+
+def lower_backend_priority(conn: Any, steps: int) -> bool:
+    """Run a PostgreSQL connection's server process ``steps`` nice levels lower; True if it took.
+
+    Only where that process is ours to change: a server on this machine (Unix socket or
+    loopback address), a process named ``postgres``, run by this user (the embedded server
+    is). A remote server's process id means nothing here and is never touched.
+    """
+    host = str(conn.info.host or "")
+    local = host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+    pid = int(conn.info.backend_pid)
+    if steps <= 0 or not local or not sys.platform.startswith("linux") or pid <= 0:
+        return False
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+            return False
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + steps))
+    except OSError as exc:  # another user's server, or the process just ended
+        log.debug("could not lower PostgreSQL backend %s's priority: %s", pid, exc)
+        return False
     return True
