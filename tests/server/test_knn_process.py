@@ -131,6 +131,11 @@ def test_postgres_indexer_and_knn_backends_run_at_lower_priority(embedded_postgr
         assert os.getpriority(os.PRIO_PROCESS, pids) == 19
         assert base < 19
         assert os.getpriority(os.PRIO_PROCESS, knn) == min(19, base + QUERY_NICE)
+        workers = store._knn_pool.run(
+            lambda c: c.execute("SHOW max_parallel_workers_per_gather").fetchone()[0],
+            transaction=False,
+        )
+        assert workers == "0"  # no parallel workers at ingest's priority
     finally:
         store.close()
 

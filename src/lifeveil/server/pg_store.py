@@ -117,10 +117,12 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
     # -- connections and schema ---------------------------------------------------------------
     def _configure_indexer(self, conn: Any) -> None:
         self._configure(conn)
+        _one_process(conn)
         lower_backend_priority(conn, BACKGROUND_NICE)
 
     def _configure_knn(self, conn: Any) -> None:
         self._configure(conn)
+        _one_process(conn)
         lower_backend_priority(conn, QUERY_NICE)
 
     def _configure(self, conn: Any) -> None:
@@ -376,6 +378,12 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         self._index_pool.close()
         self._knn_pool.close()
         self.indexer.close()
+
+
+def _one_process(conn: Any) -> None:
+    """No parallel workers for this connection's statements: a k-NN's exact scan of a large
+    tail would otherwise run on extra PostgreSQL processes at ingest's priority."""
+    conn.execute("SET max_parallel_workers_per_gather = 0")
 
 
 def _known_spaces(conn: Any, device: Principal) -> set[int]:
