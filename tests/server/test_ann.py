@@ -168,3 +168,18 @@ def test_index_reads_back_only_the_top_rows_and_breaks_ties_like_the_scan(tmp_pa
     queries = np.stack([r.z for r in _records(0, 20, seed=5)])
     assert _recall(store, cam.tenant_id, queries) >= 0.95
     assert max(read) <= 11  # k = 10 rows (ties are unlikely on random z)
+
+
+def test_absorb_gives_up_between_chunks_when_closing(monkeypatch):
+    monkeypatch.setattr(ann_index, "ABSORB_CHUNK", 100)
+    index = ann_index.TenantAnnIndex(D)
+    z = np.stack([r.z for r in _records(0, 450)])
+    keys = np.stack([np.zeros(450, np.int64), np.arange(450)], axis=1)
+    index.append(keys, z)
+    checks = iter([False, False, True])  # stop before the third chunk
+    assert index.absorb(stopping=lambda: next(checks)) is False
+    assert (index.n_indexed, index.n_pending) == (0, 450)  # nothing lost, nothing published
+    assert index.absorb() is True
+    assert (index.n_indexed, index.n_pending) == (450, 0)
+    hits, _ = index.candidates(z[7], 5)
+    assert [0, 7] in hits.tolist()

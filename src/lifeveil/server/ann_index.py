@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ import numpy as np
 # (128 gave recall@10 0.90 at 1M stored z; see docs/SERVER.md).
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 256
 FORMAT_VERSION = 1
+#: Records inserted into the graph between two checks for a store closing (about 2 s).
+ABSORB_CHUNK = 8192
 
 
 def new_hnsw(z_dim: int) -> Any:
@@ -149,24 +152,33 @@ class TenantAnnIndex:
         _, first = np.unique(all_keys, axis=0, return_index=True)
         return all_keys[first], np.concatenate(found_z)[first]
 
-    def absorb(self, threads: int = 1) -> None:
-        """Insert the current tail into a copy of the graph, then publish the copy.
+    def absorb(self, threads: int = 1, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Insert the current tail into a copy of the graph, then publish the copy; True if
+        published.
 
-        Only one absorb may run at a time (the caller's worker serialises them).
+        Inserts go in chunks of :data:`ABSORB_CHUNK`; when ``stopping()`` turns true between
+        two, the copy is dropped (the tail stays, nothing is lost), so closing the store never
+        waits for, or exits in the middle of, a long insert. Only one absorb may run at a time
+        (the caller's worker serialises them).
         """
         with self._lock:
             graph, keys, tail = self._graph, self._keys, self._tail
         n = tail.n
         if n == 0:
-            return
+            return False
         grown = graph.copy() if graph is not None else new_hnsw(self.z_dim)
-        labels = np.arange(len(keys), len(keys) + n, dtype=np.uint64)
-        grown.add(labels, tail.z[:n], threads=threads)
+        for start in range(0, n, ABSORB_CHUNK):
+            if stopping():
+                return False
+            end = min(n, start + ABSORB_CHUNK)
+            labels = np.arange(len(keys) + start, len(keys) + end, dtype=np.uint64)
+            grown.add(labels, tail.z[start:end], threads=threads)
         new_keys = np.concatenate([keys, tail.keys[:n]])
         with self._lock:
             self._graph, self._keys = grown, new_keys
             self._tail = self._tail.drop_first(n)
             self.dirty = True
+        return True
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, folder: Path, stem: str) -> None:

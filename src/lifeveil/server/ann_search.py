@@ -79,6 +79,7 @@ class AnnSearch:
         self._queued: set[tuple[str, Scope]] = set()
         self._queue_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._closing = threading.Event()
 
     # -- ingest and queries ----------------------------------------------------------------------
     def on_stored(self, scope: Scope, keys: np.ndarray, z: np.ndarray) -> None:
@@ -160,7 +161,7 @@ class AnnSearch:
                 if task == "build":
                     self._build(scope)
                 else:
-                    self._indexes[scope].absorb()
+                    self._indexes[scope].absorb(stopping=self._closing.is_set)
             except Exception:  # a broken index must not take k-NN down: exact scans go on
                 log.exception("k-NN index task %s failed; queries use the exact scan", item)
             finally:
@@ -180,13 +181,16 @@ class AnnSearch:
             else:
                 log.warning("k-NN index %s is stale; rebuilding it", scope)
         index.append(keys[missing], z[missing])
-        index.absorb(threads=os.cpu_count() or 1)  # a first build may use every core
+        # a first build may use every core
+        if not index.absorb(os.cpu_count() or 1, self._closing.is_set) and self._closing.is_set():
+            return  # closing mid-build: the next start builds again
         if index.dirty:
             index.save(self.folder, index_stem(scope))
         self._ready.add(scope)
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Stop the worker (after its current task) and save every changed index."""
+        self._closing.set()  # a running absorb stops within a chunk
         if self._worker is not None:
             self._tasks.put(None)
             self._worker.join(timeout_s)
