@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: How long a query waits for the child before the store answers by its exact scan.
 QUERY_TIMEOUT_S = 30.0
+#: Committed records gathered before they are sent to the child (a query sends them at once).
+SEND_ROWS = 4096
 #: How often a waiting query checks that the child is still alive.
 CHILD_CHECK_S = 0.5
 
@@ -126,6 +128,9 @@ class KnnProcess:
         self._lock = threading.Lock()
         self._alive = self.enabled
         self._child: Any = None
+        self._send_lock = threading.Lock()
+        self._unsent: dict[Scope, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._unsent_rows = 0
 
     def _start(self) -> bool:
         """Spawn the child if it is not running yet; False once it has died."""
@@ -147,10 +152,25 @@ class KnnProcess:
         return self._alive
 
     def on_stored(self, scope: Scope, keys: np.ndarray, z: np.ndarray) -> None:
-        """Records just committed (sent before any later query; dropped before the child
-        starts, which reads them from the database instead)."""
-        if self._alive and self._child is not None and len(keys):
-            self._requests.put(("stored", scope, keys, z))
+        """Records just committed: sent before any later query, in batches of up to
+        :data:`SEND_ROWS` (one message per small commit would cost the server more than the
+        queries do); dropped before the child starts, which reads them from the database."""
+        if not (self._alive and self._child is not None and len(keys)):
+            return
+        with self._send_lock:
+            keys_list, z_list = self._unsent.setdefault(scope, ([], []))
+            keys_list.append(keys)
+            z_list.append(z)
+            self._unsent_rows += len(keys)
+            if self._unsent_rows >= SEND_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Send the records not sent yet (call with ``_send_lock`` held)."""
+        for scope, (keys_list, z_list) in self._unsent.items():
+            self._requests.put(("stored", scope, np.concatenate(keys_list), np.concatenate(z_list)))
+        self._unsent.clear()
+        self._unsent_rows = 0
 
     def knn(
         self, scope: Scope, query: np.ndarray, k: int, device_id: int | None = None
@@ -175,7 +195,9 @@ class KnnProcess:
         """Stop the child (it saves every changed index first)."""
         if self._child is None or not self._child.is_alive():
             return
-        self._requests.put(None)
+        with self._send_lock:
+            self._flush()
+            self._requests.put(None)
         self._reader.join(timeout_s)
         self._child.join(timeout_s)
         self._alive = False
@@ -185,7 +207,9 @@ class KnnProcess:
         with self._lock:
             rid = next(self._ids)
             self._pending[rid] = future
-        self._requests.put((kind, rid, *params))
+        with self._send_lock:  # every record acked before this request goes first
+            self._flush()
+            self._requests.put((kind, rid, *params))
         deadline = time.monotonic() + timeout_s
         while True:  # wait in short steps, so a dead child is noticed within one
             try:
