@@ -45,7 +45,12 @@ from lifeveil.server.pg_store_schema import (
     SCHEMA_VERSION,
     migration_sql,
 )
-from lifeveil.server.priority import BACKGROUND_NICE, QUERY_NICE, lower_backend_priority
+from lifeveil.server.priority import (
+    BACKGROUND_NICE,
+    QUERY_NICE,
+    lower_backend_priority,
+    no_parallel_workers,
+)
 from lifeveil.server.store import (
     Principal,
     PutResult,
@@ -117,12 +122,12 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
     # -- connections and schema ---------------------------------------------------------------
     def _configure_indexer(self, conn: Any) -> None:
         self._configure(conn)
-        _one_process(conn)
+        no_parallel_workers(conn)
         lower_backend_priority(conn, BACKGROUND_NICE)
 
     def _configure_knn(self, conn: Any) -> None:
         self._configure(conn)
-        _one_process(conn)
+        no_parallel_workers(conn)
         lower_backend_priority(conn, QUERY_NICE)
 
     def _configure(self, conn: Any) -> None:
@@ -378,12 +383,6 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         self._index_pool.close()
         self._knn_pool.close()
         self.indexer.close()
-
-
-def _one_process(conn: Any) -> None:
-    """No parallel workers for this connection's statements: a k-NN's exact scan of a large
-    tail would otherwise run on extra PostgreSQL processes at ingest's priority."""
-    conn.execute("SET max_parallel_workers_per_gather = 0")
 
 
 def _known_spaces(conn: Any, device: Principal) -> set[int]:

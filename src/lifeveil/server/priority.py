@@ -92,3 +92,9 @@ def lower_backend_priority(conn: Any, steps: int) -> bool:
         log.debug("could not lower PostgreSQL backend %s's priority: %s", pid, exc)
         return False
     return True
+
+
+def no_parallel_workers(conn: Any) -> None:
+    """No parallel workers for a PostgreSQL connection's statements: a k-NN's exact scan of a
+    large tail would otherwise run on extra server processes at ingest's priority."""
+    conn.execute("SET max_parallel_workers_per_gather = 0")
