@@ -150,3 +150,26 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.02)
+
+
+# -- k-NN index tests (test_ann.py, test_knn_process.py) ------------------------------------------
+ANN_DIM = 16
+
+
+def ann_records(start: int, n: int, seed: int = 0) -> list[ZRecord]:
+    """``n`` clustered z (20 centres, dimension :data:`ANN_DIM`) with seqs from ``start``."""
+    rng = np.random.default_rng(seed + start)
+    centres = rng.standard_normal((20, ANN_DIM))
+    z = centres[rng.integers(0, 20, n)] + 0.5 * rng.standard_normal((n, ANN_DIM))
+    return [ZRecord(start + i, 1000 + start + i, z[i].astype(np.float32)) for i in range(n)]
+
+
+def ann_device(store: ZStore, tenant: str, name: str = "cam"):
+    """A device principal of ``tenant`` (created if missing)."""
+    t = store.get_tenant(tenant) or store.create_tenant(tenant)
+    return store.add_principal("device", name, f"h-{tenant}-{name}", t.id)
+
+
+def hit_keys(hits) -> list[tuple[str, int]]:
+    """(device, seq) of k-NN hits, in order."""
+    return [(h.device, h.seq) for h in hits]

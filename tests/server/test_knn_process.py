@@ -17,30 +17,15 @@ from lifeveil.server.config import ServerConfig
 from lifeveil.server.priority import BACKGROUND_NICE, QUERY_NICE, lower_thread_priority
 from lifeveil.server.sqlite_store import SQLiteStore
 from lifeveil.server.store import ZStore
-from lifeveil.transport.record import ZRecord
+
+from .server_helpers import ANN_DIM, ann_device, ann_records, hit_keys
 
 pytest.importorskip("usearch")
-D = 16
-
-
-def _records(start: int, n: int, seed: int = 0) -> list[ZRecord]:
-    rng = np.random.default_rng(seed + start)
-    centres = rng.standard_normal((20, D))
-    z = centres[rng.integers(0, 20, n)] + 0.5 * rng.standard_normal((n, D))
-    return [ZRecord(start + i, 1000 + start + i, z[i].astype(np.float32)) for i in range(n)]
+D = ANN_DIM
 
 
 def _open(path: Path) -> SQLiteStore:
     return SQLiteStore(path, z_dim=D, synchronous="NORMAL", ann_min_records=1, knn_process=True)
-
-
-def _device(store: ZStore, tenant: str, name: str = "cam"):
-    t = store.get_tenant(tenant) or store.create_tenant(tenant)
-    return store.add_principal("device", name, f"h-{tenant}-{name}", t.id)
-
-
-def _keys(hits) -> list[tuple[str, int]]:
-    return [(h.device, h.seq) for h in hits]
 
 
 def test_server_config_uses_the_worker_process_by_default(tmp_path: Path):
@@ -59,21 +44,21 @@ def test_server_config_uses_the_worker_process_by_default(tmp_path: Path):
 def test_worker_answers_like_the_exact_scan_and_sees_new_records_at_once(tmp_path: Path):
     store = _open(tmp_path / "z.db")
     try:
-        a, b = _device(store, "a"), _device(store, "b")
-        store.put_records(a, _records(0, 1500))
-        store.put_records(b, _records(0, 300, seed=7))
+        a, b = ann_device(store, "a"), ann_device(store, "b")
+        store.put_records(a, ann_records(0, 1500))
+        store.put_records(b, ann_records(0, 300, seed=7))
         assert store._ann._child is None  # ingest alone never starts the worker
         store.prepare_knn(a.tenant_id)
-        queries = np.stack([r.z for r in _records(0, 20, seed=99)])
+        queries = np.stack([r.z for r in ann_records(0, 20, seed=99)])
         for q in queries:
             got = store.knn(a.tenant_id, q, 10)
             want = ZStore.knn(store, a.tenant_id, q, 10)
-            assert len(set(_keys(got)) & set(_keys(want))) >= 9
+            assert len(set(hit_keys(got)) & set(hit_keys(want))) >= 9
             assert all(h.device == "cam" and h.seq < 1500 for h in got)  # tenant a's only
-        new = _records(1500, 50, seed=5)
+        new = ann_records(1500, 50, seed=5)
         store.put_records(a, new)  # after the worker started: sent to it in commit order
         for r in new[:10]:
-            assert _keys(store.knn(a.tenant_id, r.z, 1)) == [("cam", r.seq)]
+            assert hit_keys(store.knn(a.tenant_id, r.z, 1)) == [("cam", r.seq)]
     finally:
         store.close()
     assert any(Path(f"{tmp_path / 'z.db'}.ann").glob("*.usearch"))  # the worker saved it
@@ -82,18 +67,18 @@ def test_worker_answers_like_the_exact_scan_and_sees_new_records_at_once(tmp_pat
 def test_a_dead_worker_falls_back_to_the_exact_scan(tmp_path: Path, caplog):
     store = _open(tmp_path / "z.db")
     try:
-        a = _device(store, "a")
-        store.put_records(a, _records(0, 500))
+        a = ann_device(store, "a")
+        store.put_records(a, ann_records(0, 500))
         store.prepare_knn(a.tenant_id)
         store._ann._child.kill()
         store._ann._child.join(10)
-        q = _records(0, 1, seed=3)[0].z
+        q = ann_records(0, 1, seed=3)[0].z
         t0 = time.monotonic()
         got = store.knn(a.tenant_id, q, 5)
         assert time.monotonic() - t0 < 5  # noticed within a check, not the 30 s timeout
-        assert _keys(got) == _keys(ZStore.knn(store, a.tenant_id, q, 5))
+        assert hit_keys(got) == hit_keys(ZStore.knn(store, a.tenant_id, q, 5))
         assert "k-NN worker process died" in caplog.text
-        store.put_records(a, _records(500, 10))  # ingest goes on
+        store.put_records(a, ann_records(500, 10))  # ingest goes on
         assert store.count_records(a.tenant_id) == 510
     finally:
         store.close()

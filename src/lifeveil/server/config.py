@@ -83,6 +83,8 @@ class ServerConfig:
             raise InputError("ann_min_records must be >= 0 (0 turns the k-NN index off)")
         if self.sqlite_synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise InputError("sqlite_synchronous must be FULL, NORMAL or EXTRA")
+        if not isinstance(self.knn_process, bool):
+            raise InputError(f"knn_process must be true or false (got {self.knn_process!r})")
 
     @property
     def wire(self) -> WireSpec:

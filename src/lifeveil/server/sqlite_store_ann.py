@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lifeveil.server.ann_search import AnnSearch, Scope
+from lifeveil.server.knn_process import KnnProcess
 from lifeveil.server.sqlite_vectors import read_records_by_keys, read_tenant_vectors
 from lifeveil.server.store import NeighborHit, ZStore
 from lifeveil.transport.record import NO_SPACE
@@ -25,7 +26,7 @@ class SQLiteAnn(ZStore):
 
     _read_conn: sqlite3.Connection
     _read_lock: threading.Lock
-    _ann: AnnSearch
+    _ann: AnnSearch | KnnProcess
 
     def knn(
         self,
