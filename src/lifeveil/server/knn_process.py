@@ -3,12 +3,13 @@
 In one Python process, ingest and k-NN share the interpreter lock: a query gives it up and
 takes it back at every C call (usearch, NumPy, SQLite), and each time it takes it back ingest
 waits for the query's next Python stretch (measured on 2 cores with 100k z stored: ingest
-28 % slower while one thread queries back to back, with the query threads at a lower OS
-priority). Here the HNSW indexes of
+26-28 % slower while one thread queries back to back, with the query threads at a lower OS
+priority; 13-17 % with this worker). Here the HNSW indexes of
 :class:`~lifeveil.server.ann_search.AnnSearch` live in a child process with its own
 interpreter and its own read-only connection to the database (WAL: readers never wait for the
-writer). The store sends it every committed batch (keys and z, in commit order) and each
-query over one ordered queue, so a query sees every record stored before it was asked, as
+writer). The store sends it the committed records (keys and z, in commit order, gathered into
+batches of up to :data:`SEND_ROWS`) and each query over one ordered queue, a query sending
+what is waiting first, so it sees every record stored before it was asked, as
 with the in-process index; the child reads the candidate rows back and re-ranks them itself,
 so only the k hits come back. The child runs at the query threads' OS priority and its index
 upkeep at the lowest (:mod:`lifeveil.server.priority`): busy cores serve ingest first.
@@ -60,17 +61,16 @@ class _Reader:
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._lock = threading.Lock()  # the request loop and AnnSearch's worker both read
         self._z_dim = z_dim
-        self._vectors, self._rows = read_tenant_vectors, read_records_by_keys
 
     def tenant_vectors(self, scope: Scope) -> tuple[np.ndarray, np.ndarray]:
         """Keys and z of every record of ``scope``."""
         with self._lock:
-            return self._vectors(self._conn, scope, self._z_dim)
+            return read_tenant_vectors(self._conn, scope, self._z_dim)
 
     def records_by_keys(self, scope: Scope, keys: np.ndarray) -> list[tuple]:
         """The scope's rows among ``keys``."""
         with self._lock:
-            return self._rows(self._conn, scope, keys)
+            return read_records_by_keys(self._conn, scope, keys)
 
 
 def _serve(
