@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 from lifeveil.server.config import ServerConfig
-from lifeveil.server.priority import BACKGROUND_NICE, QUERY_NICE, lower_thread_priority
+from lifeveil.server.priority import (
+    BACKGROUND_NICE,
+    QUERY_NICE,
+    lower_session_group,
+    lower_thread_priority,
+)
 from lifeveil.server.sqlite_store import SQLiteStore
 from lifeveil.server.store import ZStore
 
@@ -121,8 +126,38 @@ def test_postgres_indexer_and_knn_backends_run_at_lower_priority(embedded_postgr
             transaction=False,
         )
         assert workers == "0"  # no parallel workers at ingest's priority
+        if _autogroups():  # each backend is a session: its group's nice is what counts
+            assert _group_nice(pids) == 19
+            assert _group_nice(knn) == min(19, base + QUERY_NICE)
+            assert _group_nice(other) == 0
     finally:
         store.close()
+
+
+def _autogroups() -> bool:
+    path = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    return path.exists() and path.read_text().strip() == "1"
+
+
+def _group_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split("nice")[1])
+
+
+@pytest.mark.skipif(not _autogroups(), reason="needs Linux autogroup scheduling")
+def test_session_group_nice_changes_only_a_session_leader():
+    sleep = [sys.executable, "-c", "import time; time.sleep(30)"]
+    leader = subprocess.Popen(sleep, start_new_session=True)
+    member = subprocess.Popen(sleep)  # in our session: lowering its group would lower us
+    try:
+        assert lower_session_group(leader.pid, 7) is True
+        assert _group_nice(leader.pid) == 7
+        ours = _group_nice(os.getpid())
+        assert lower_session_group(member.pid, 7) is False
+        assert _group_nice(os.getpid()) == ours
+    finally:
+        for proc in (leader, member):
+            proc.kill()
+            proc.wait()
 
 
 _OWNER = """

@@ -8,7 +8,9 @@ lowest priority: the scheduler gives them what ingest leaves.
 
 The PostgreSQL store's HNSW upkeep runs in a server process of its own connection; where
 that server runs on this machine as this user (the embedded one), that process is lowered
-the same way (:func:`lower_backend_priority`).
+the same way (:func:`lower_backend_priority`), and so is its autogroup where the kernel
+schedules sessions first (:func:`lower_session_group`): each PostgreSQL backend is a session
+of its own, so a plain nice did nothing against ingest's backend.
 
 Linux schedules threads individually, so ``setpriority`` on a thread's native id changes
 that thread only. Elsewhere (or where the call is refused) this is a no-op: priorities are
@@ -87,9 +89,37 @@ def lower_backend_priority(conn: Any, steps: int) -> bool:
     try:
         if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
             return False
-        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + steps))
+        target = min(19, os.getpriority(os.PRIO_PROCESS, pid) + steps)
+        os.setpriority(os.PRIO_PROCESS, pid, target)
     except OSError as exc:  # another user's server, or the process just ended
         log.debug("could not lower PostgreSQL backend %s's priority: %s", pid, exc)
+        return False
+    lower_session_group(pid, target)
+    return True
+
+
+def lower_session_group(pid: int, nice: int) -> bool:
+    """Give process ``pid``'s autogroup the nice value ``nice``, if it leads a session of
+    its own; True if it took.
+
+    Linux's autogroup scheduling (``kernel.sched_autogroup_enabled``) shares the CPU fairly
+    between sessions first, and applies a process's nice only among its own session. Each
+    PostgreSQL backend calls ``setsid()``, so each is a session: its nice alone changes
+    nothing against ingest's backend, and an indexer at nice 19 took as much CPU as ingest
+    (measured). The group's nice (``/proc/PID/autogroup``) is what counts between them. Only a
+    session leader's group is changed (changing a shared group would lower its other
+    processes too).
+    """
+    try:
+        if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
+            return False
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        session = int(stat[stat.rindex(")") + 2 :].split()[3])
+        if session != pid:
+            return False
+        Path(f"/proc/{pid}/autogroup").write_text(f"{int(nice)}\n")
+    except (OSError, ValueError, IndexError) as exc:  # no autogroup here, or not ours
+        log.debug("could not lower the autogroup of process %s: %s", pid, exc)
         return False
     return True
 
