@@ -173,8 +173,16 @@ def test_a_populated_version_2_database_upgrades(embedded_postgres):
         # Rows stored before the upgrade are in the HNSW table; new ones queue in the tail.
         assert _count(store, "lifeveil_z_ann") == 30 and store.tail_size() == 0
         assert store._query("SELECT value FROM lifeveil_meta WHERE key = 'schema_version'") == [
-            ("3",)
+            ("4",)
         ]
+        # Version 4: no per-row foreign-key checks on ingest (the device row is checked once).
+        assert (
+            store._query(
+                "SELECT conname FROM pg_constraint WHERE contype = 'f' "
+                "AND conrelid = 'lifeveil_z_records'::regclass"
+            )
+            == []
+        )
         dev = store.get_device(1, "cam")
         assert dev is not None
         store.put_records(dev, [ZRecord(s, 10 * s, _z(s)) for s in range(25, 40)])
@@ -205,7 +213,8 @@ def test_migrated_rows_queue_in_the_tail_and_are_found(manual: PostgresStore, tm
 def test_copy_rows_binary_golden_bytes():
     from lifeveil.server.pg_store_pool import copy_rows_binary
 
-    data = copy_rows_binary(np.array([1]), np.array([2]), np.array([3]), np.ones((1, 1)))
+    columns = [np.array([1], dtype=np.int32), np.array([2]), np.array([3])]
+    data = copy_rows_binary(columns, np.ones((1, 1)))
     assert (
         data
         == bytes.fromhex(
@@ -216,3 +225,31 @@ def test_copy_rows_binary_golden_bytes():
             "ffff"  # end of data
         )
     )
+
+
+def test_a_group_of_devices_is_written_in_a_fixed_number_of_statements(
+    manual: PostgresStore, monkeypatch
+):
+    import psycopg
+
+    devices = [_device(manual, "a", f"cam{i}") for i in range(16)]
+    batches = [
+        (d, [ZRecord(s, s, _z(s + 100 * i)) for s in range(8)]) for i, d in enumerate(devices)
+    ]
+    statements: list[str] = []
+    execute = psycopg.Connection.execute
+
+    def counted(self, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        statements.append(str(query).split()[0])
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    results = manual.put_records_many(batches)
+    assert results == [[AckStatus.STORED] * 8] * 16
+    # Devices, spaces, staging table, insert: a statement per device cost ~17 us per z.
+    assert len(statements) <= 5, statements
+    statements.clear()
+    resent = manual.put_records_many(batches[:2])  # resends: one more read tells them apart
+    assert resent == [[AckStatus.DUPLICATE] * 8] * 2 and len(statements) <= 6
+    monkeypatch.undo()
+    assert manual.count_records(devices[0].tenant_id) == 16 * 8  # type: ignore[arg-type]

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 import numpy as np
 
 from lifeveil.errors import (
-    AuthError,
     InputError,
     LifeVeilError,
     ShapeError,
@@ -31,14 +30,14 @@ from lifeveil.errors import (
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.pg_store_heads import PostgresHeads
 from lifeveil.server.pg_store_indexer import TailIndexer
+from lifeveil.server.pg_store_ingest import put_group
 from lifeveil.server.pg_store_knn import PostgresKnn
 from lifeveil.server.pg_store_pool import (
     ConnectionPool,
     binary_z_loader,
-    copy_rows_binary,
     import_psycopg,
 )
-from lifeveil.server.pg_store_principals import ACTIVE_PRINCIPAL, PostgresPrincipals
+from lifeveil.server.pg_store_principals import PostgresPrincipals
 from lifeveil.server.pg_store_schema import (
     META_TABLE,
     MIGRATION_LOCK_KEY,
@@ -201,22 +200,11 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         return result
 
     def put_records_many(self, batches: Sequence[RecordsOf]) -> list[PutResult]:
-        """Several devices' records in one transaction (a group commit)."""
+        """Several devices' records in one transaction (a group commit, ``pg_store_ingest``)."""
         prepared = [self._prepare(device, records) for device, records in batches]
-
-        def work(conn: Any) -> list[PutResult]:
-            results: list[PutResult] = []
-            for (device, records), item in zip(batches, prepared, strict=True):
-                if isinstance(item, LifeVeilError):
-                    results.append(item)
-                    continue
-                try:
-                    results.append(self._put(conn, device, records, item))
-                except AuthError as exc:  # raised before this device wrote anything
-                    results.append(exc)
-            return results
-
-        results = self._pool.run(work)
+        results = self._pool.run(
+            lambda conn: put_group(conn, batches, prepared, _now_us(), self.z_dim)
+        )
         if any(isinstance(r, list) and AckStatus.STORED in r for r in results):
             self.indexer.notify()
         return results
@@ -230,96 +218,6 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
             return [stored_z(r.z, self.z_dim) for r in records]
         except ShapeError as exc:
             return exc
-
-    def _put(
-        self, conn: Any, device: Principal, records: Sequence[ZRecord], zs: list[np.ndarray]
-    ) -> list[AckStatus]:
-        now = _now_us()
-        # Locks the device's row, so a revoke that commits first is seen and one that comes
-        # later waits for this write: nothing is stored after a revoke commits.
-        alive = conn.execute(
-            "UPDATE lifeveil_principals p SET last_seen_us = %s WHERE p.id = %s AND "
-            + ACTIVE_PRINCIPAL,
-            (now, device.id, now),
-        ).rowcount
-        if alive != 1:
-            raise AuthError(
-                f"device {device.name!r} was revoked or its token expired; nothing stored"
-            )
-        known = _known_spaces(conn, device)
-        statuses: list[AckStatus] = [AckStatus.UNKNOWN_SPACE] * len(records)
-        first: dict[tuple[int, int], int] = {}
-        for i, record in enumerate(records):
-            if int(record.space) in known:
-                first.setdefault((int(record.space), int(record.seq)), i)
-        stored = self._insert(conn, device, [(records[i], zs[i]) for i in first.values()], now)
-        existing = self._existing(conn, device.id, [k for k in first if k not in stored])
-        for i, record in enumerate(records):
-            key = (int(record.space), int(record.seq))
-            if key not in first:
-                continue
-            if key in stored and first[key] == i:
-                statuses[i] = AckStatus.STORED
-                continue
-            ts, z = (
-                existing[key]
-                if key in existing
-                else (records[first[key]].timestamp_us, zs[first[key]])
-            )
-            same = int(ts) == int(record.timestamp_us) and z.tobytes() == zs[i].tobytes()
-            statuses[i] = AckStatus.DUPLICATE if same else AckStatus.CONFLICT
-        return statuses
-
-    def _insert(
-        self, conn: Any, device: Principal, rows: list[tuple[ZRecord, np.ndarray]], now: int
-    ) -> set[tuple[int, int]]:
-        """COPY the rows into a staging table, then insert the new ones; returns their
-        ``(space, seq)``."""
-        if not rows:
-            return set()
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS lifeveil_z_in_v3 (space INTEGER, seq BIGINT, "
-            f"timestamp_us BIGINT, z vector({self.z_dim})) ON COMMIT DELETE ROWS"
-        )
-        data = copy_rows_binary(
-            np.array([int(r.space) for r, _ in rows], dtype=np.int64),
-            np.array([int(r.seq) for r, _ in rows], dtype=np.int64),
-            np.array([int(r.timestamp_us) for r, _ in rows], dtype=np.int64),
-            np.stack([z for _, z in rows]),
-        )
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY lifeveil_z_in_v3 (space, seq, timestamp_us, z) FROM STDIN (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.write(data)
-        # Emptying the staging table as it is read lets the next device of a group commit
-        # start empty; a DELETE of a few rows costs far less than TRUNCATE (which makes new
-        # files: it took half the ingest time).
-        inserted = conn.execute(
-            "WITH staged AS (DELETE FROM lifeveil_z_in_v3 RETURNING *) "
-            "INSERT INTO lifeveil_z_records (device_id, space, seq, tenant_id, timestamp_us, "
-            "received_us, z) SELECT %s, space, seq, %s, timestamp_us, %s, z FROM staged "
-            "ON CONFLICT (device_id, space, seq) DO NOTHING RETURNING space, seq",
-            (device.id, device.tenant_id, now),
-        ).fetchall()
-        return {(int(r[0]), int(r[1])) for r in inserted}
-
-    def _existing(
-        self, conn: Any, device_id: int, keys: list[tuple[int, int]]
-    ) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
-        if not keys:
-            return {}
-        rows = conn.execute(
-            "SELECT space, seq, timestamp_us, z FROM lifeveil_z_records "
-            "WHERE device_id = %s AND seq = ANY(%s)",
-            (device_id, sorted({seq for _, seq in keys})),
-            binary=True,
-        ).fetchall()
-        wanted = set(keys)
-        found = {(int(sp), int(s)): (int(t), np.asarray(z, dtype="<f4")) for sp, s, t, z in rows}
-        return {key: value for key, value in found.items() if key in wanted}
 
     def count_records(
         self, tenant_id: int, device_id: int | None = None, *, space: int = NO_SPACE
@@ -383,14 +281,6 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         self._index_pool.close()
         self._knn_pool.close()
         self.indexer.close()
-
-
-def _known_spaces(conn: Any, device: Principal) -> set[int]:
-    """Tags a device of this tenant may upload z of: its registered spaces, and 0."""
-    rows = conn.execute(
-        "SELECT tag FROM lifeveil_spaces WHERE tenant_id = %s", (device.tenant_id,)
-    ).fetchall()
-    return {NO_SPACE, *(int(r[0]) for r in rows)}
 
 
 register_store(
