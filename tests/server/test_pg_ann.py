@@ -246,10 +246,11 @@ def test_a_group_of_devices_is_written_in_a_fixed_number_of_statements(
     monkeypatch.setattr(psycopg.Connection, "execute", counted)
     results = manual.put_records_many(batches)
     assert results == [[AckStatus.STORED] * 8] * 16
-    # Devices, spaces, staging table, insert: a statement per device cost ~17 us per z.
-    assert len(statements) <= 5, statements
+    # One statement (after the COPY) for the whole group: each round trip is a hand-over
+    # between this process and PostgreSQL's, which waits for a core while queries run.
+    assert statements == ["WITH"], statements
     statements.clear()
     resent = manual.put_records_many(batches[:2])  # resends: one more read tells them apart
-    assert resent == [[AckStatus.DUPLICATE] * 8] * 2 and len(statements) <= 6
+    assert resent == [[AckStatus.DUPLICATE] * 8] * 2 and len(statements) == 2
     monkeypatch.undo()
     assert manual.count_records(devices[0].tenant_id) == 16 * 8  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ from lifeveil.errors import (
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.pg_store_heads import PostgresHeads
 from lifeveil.server.pg_store_indexer import TailIndexer
-from lifeveil.server.pg_store_ingest import put_group
+from lifeveil.server.pg_store_ingest import create_staging, put_group
 from lifeveil.server.pg_store_knn import PostgresKnn
 from lifeveil.server.pg_store_pool import (
     ConnectionPool,
@@ -96,7 +96,7 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         self.z_dim = z_dim
         self._psycopg = import_psycopg()
         self._nonce_inserts = 0
-        self._pool = ConnectionPool(dsn, pool_size, configure=self._configure)
+        self._pool = ConnectionPool(dsn, pool_size, configure=self._configure_main)
         self._pool.run(self._migrate, transaction=False)
         # The indexer's own connection, its PostgreSQL process at background priority where
         # that is ours to set (server/priority.py): ingest and queries first.
@@ -119,6 +119,10 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         return cls(config.store_dsn, config.z_dim)
 
     # -- connections and schema ---------------------------------------------------------------
+    def _configure_main(self, conn: Any) -> None:
+        self._configure(conn)
+        create_staging(conn, self.z_dim)  # ingest's, once per connection (pg_store_ingest)
+
     def _configure_indexer(self, conn: Any) -> None:
         self._configure(conn)
         no_parallel_workers(conn)
@@ -202,9 +206,7 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
     def put_records_many(self, batches: Sequence[RecordsOf]) -> list[PutResult]:
         """Several devices' records in one transaction (a group commit, ``pg_store_ingest``)."""
         prepared = [self._prepare(device, records) for device, records in batches]
-        results = self._pool.run(
-            lambda conn: put_group(conn, batches, prepared, _now_us(), self.z_dim)
-        )
+        results = self._pool.run(lambda conn: put_group(conn, batches, prepared, _now_us()))
         if any(isinstance(r, list) and AckStatus.STORED in r for r in results):
             self.indexer.notify()
         return results

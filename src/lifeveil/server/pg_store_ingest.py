@@ -1,12 +1,17 @@
-"""Ingest for the PostgreSQL store: one group commit of several devices' z in a few statements.
+"""Ingest for the PostgreSQL store: a group commit of several devices' z in one statement.
 
 A group (``put_records_many``: what the server's ingest queue collected, one batch per device
-call) is written in one transaction of five statements whatever its size: lock and touch the
-devices' rows, read their tenants' spaces, COPY every new row into a staging table, move them
-into ``lifeveil_z_records`` (``ON CONFLICT DO NOTHING``: resends are idempotent), and, only when
-some were not new, read those back to tell a duplicate from a conflict. A statement per device
-(~80 per group of 16 devices) spent most of the time in per-statement overhead and in waits
-for the database to be scheduled (measured: docs/SERVER.md).
+call) is one transaction of two steps whatever its size: COPY every new row of every device
+into a per-session staging table, then one statement that locks and touches the devices'
+rows (only active devices may store), reads their tenants' spaces, and moves the staged rows
+of active devices in registered spaces into ``lifeveil_z_records`` (``ON CONFLICT DO
+NOTHING``: resends are idempotent). Only when some rows were not new does one more read tell
+a duplicate from a conflict.
+
+Why so few statements: ingest alternates between this process and its PostgreSQL process,
+and each round trip is a hand-over that waits for a core when queries keep the other one
+busy. Five statements per device (~80 per group of 16) spent most of the time in per-statement
+overhead; five per group still lost 22-29 % of ingest to a k-NN loop (docs/SERVER.md).
 """
 
 from __future__ import annotations
@@ -19,15 +24,54 @@ import numpy as np
 from lifeveil.errors import AuthError, LifeVeilError
 from lifeveil.server.pg_store_pool import copy_rows_binary
 from lifeveil.server.pg_store_principals import ACTIVE_PRINCIPAL
-from lifeveil.server.store import Principal, PutResult, RecordsOf
+from lifeveil.server.store import PutResult, RecordsOf
 from lifeveil.transport.frame import AckStatus
 from lifeveil.transport.record import NO_SPACE
 
-#: Where each batch's rows go on the way in (a per-session temp table, emptied as read).
-STAGING = "lifeveil_z_in_v4"
+#: Where a group's rows go on the way in (a per-session temp table, emptied as read).
+STAGING = "lifeveil_z_staged"
 
 Key = tuple[int, int, int]  # (device_id, space, seq)
 Where = tuple[int, int]  # (batch index, row index) of a key's first occurrence in the group
+
+# One statement: lock and touch the devices (a revoke that commits first is seen; one that
+# comes later waits for this transaction, so nothing is stored after a revoke commits; the
+# ids are sorted, so rows are locked in one order and two groups never wait on each other in
+# a cycle), their tenants' spaces, and the insert of the staged rows that may be stored
+# (tenant_id from the device's row, never from the device). Returns (0, device, tenant) per
+# active device, (1, tenant, tag) per registered space, (2, device, space, seq) per row stored.
+_GROUP_SQL = f"""
+WITH alive AS (
+    UPDATE lifeveil_principals p SET last_seen_us = %(now)s
+    WHERE p.id = ANY(%(ids)s) AND {ACTIVE_PRINCIPAL.replace("%s", "%(now)s")}
+    RETURNING p.id, p.tenant_id
+), known AS (
+    SELECT s.tenant_id, s.tag FROM lifeveil_spaces s
+    WHERE s.tenant_id IN (SELECT a.tenant_id FROM alive a)
+), staged AS (
+    DELETE FROM {STAGING} RETURNING *
+), inserted AS (
+    INSERT INTO lifeveil_z_records (device_id, space, seq, tenant_id, timestamp_us,
+        received_us, z)
+    SELECT s.device_id, s.space, s.seq, a.tenant_id, s.timestamp_us, %(now)s, s.z
+    FROM staged s JOIN alive a ON a.id = s.device_id
+    WHERE s.space = {NO_SPACE}
+        OR EXISTS (SELECT 1 FROM known k WHERE k.tenant_id = a.tenant_id AND k.tag = s.space)
+    ON CONFLICT (device_id, space, seq) DO NOTHING
+    RETURNING device_id, space, seq
+)
+SELECT 0, a.id, a.tenant_id, 0 FROM alive a
+UNION ALL SELECT 1, k.tenant_id, k.tag::bigint, 0 FROM known k
+UNION ALL SELECT 2, i.device_id, i.space::bigint, i.seq FROM inserted i
+"""
+
+
+def create_staging(conn: Any, z_dim: int) -> None:
+    """Create this session's staging table (once per connection, when it is opened)."""
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (device_id BIGINT, space INTEGER, "
+        f"seq BIGINT, timestamp_us BIGINT, z vector({z_dim})) ON COMMIT DELETE ROWS"
+    )
 
 
 def put_group(
@@ -35,92 +79,65 @@ def put_group(
     batches: Sequence[RecordsOf],
     prepared: Sequence[list[np.ndarray] | LifeVeilError],
     now_us: int,
-    z_dim: int,
 ) -> list[PutResult]:
     """Store a group of batches in ``conn``'s open transaction; one result per batch (its
     acks, or the error that stored none of it)."""
     results: list[PutResult | None] = [
         item if isinstance(item, LifeVeilError) else None for item in prepared
     ]
-    writers = [device for (device, _), r in zip(batches, results, strict=True) if r is None]
-    alive = _touch_devices(conn, writers, now_us)
-    for i, (device, _) in enumerate(batches):
-        if results[i] is None and device.id not in alive:
-            results[i] = AuthError(
-                f"device {device.name!r} was revoked or its token expired; nothing stored"
-            )
     todo = [i for i, result in enumerate(results) if result is None]
-    known = _known_spaces(conn, {int(batches[i][0].tenant_id or 0) for i in todo})
+    if not todo:
+        return [r for r in results if r is not None]
     first: dict[Key, Where] = {}
     for i in todo:
         device, records = batches[i]
-        spaces = known.get(int(device.tenant_id or 0), {NO_SPACE})
         for j, record in enumerate(records):
-            if int(record.space) in spaces:
-                first.setdefault((device.id, int(record.space), int(record.seq)), (i, j))
-    stored = _insert(conn, batches, prepared, first, now_us, z_dim)
-    existing = _existing(conn, [key for key in first if key not in stored])
+            first.setdefault((device.id, int(record.space), int(record.seq)), (i, j))
+    _stage(conn, batches, prepared, first)
+    ids = sorted({batches[i][0].id for i in todo})
+    alive: dict[int, int] = {}
+    known: dict[int, set[int]] = {}
+    stored: set[Key] = set()
+    for kind, a, b, c in conn.execute(_GROUP_SQL, {"now": now_us, "ids": ids}).fetchall():
+        if kind == 0:
+            alive[int(a)] = int(b)
+        elif kind == 1:
+            known.setdefault(int(a), set()).add(int(b))
+        else:
+            stored.add((int(a), int(b), int(c)))
+    storable = {
+        key: where
+        for key, where in first.items()
+        if key[0] in alive and key[1] in known.get(alive[key[0]], set()) | {NO_SPACE}
+    }
+    existing = _existing(conn, [key for key in storable if key not in stored])
     for i in todo:
-        results[i] = _statuses(i, batches, prepared, first, stored, existing)
+        device = batches[i][0]
+        results[i] = (
+            _statuses(i, batches, prepared, storable, stored, existing)
+            if device.id in alive
+            else AuthError(
+                f"device {device.name!r} was revoked or its token expired; nothing stored"
+            )
+        )
     return [r for r in results if r is not None]  # every batch has its result by now
 
 
-def _touch_devices(conn: Any, devices: list[Principal], now_us: int) -> set[int]:
-    """Lock the devices' rows and note them seen; returns the ids still allowed to store.
-
-    A revoke that commits first is seen here; one that comes later waits for this
-    transaction, so nothing is stored after a revoke commits. Rows are locked in id order
-    (the index scan of ``= ANY`` sorts the ids), so two groups never wait on each other in
-    a cycle.
-    """
-    if not devices:
-        return set()
-    rows = conn.execute(
-        "UPDATE lifeveil_principals p SET last_seen_us = %s WHERE p.id = ANY(%s) AND "
-        + ACTIVE_PRINCIPAL
-        + " RETURNING p.id",
-        (now_us, sorted({d.id for d in devices}), now_us),
-    ).fetchall()
-    return {int(r[0]) for r in rows}
-
-
-def _known_spaces(conn: Any, tenants: set[int]) -> dict[int, set[int]]:
-    """Tags each tenant's devices may upload z of: its registered spaces, and 0."""
-    known: dict[int, set[int]] = {t: {NO_SPACE} for t in tenants}
-    if tenants:
-        rows = conn.execute(
-            "SELECT tenant_id, tag FROM lifeveil_spaces WHERE tenant_id = ANY(%s)",
-            (sorted(tenants),),
-        ).fetchall()
-        for tenant, tag in rows:
-            known[int(tenant)].add(int(tag))
-    return known
-
-
-def _insert(
+def _stage(
     conn: Any,
     batches: Sequence[RecordsOf],
     prepared: Sequence[list[np.ndarray] | LifeVeilError],
     first: dict[Key, Where],
-    now_us: int,
-    z_dim: int,
-) -> set[Key]:
-    """COPY each key's first occurrence into the staging table and insert the new ones;
-    returns the keys inserted."""
+) -> None:
+    """COPY each key's first occurrence into the staging table (binary, in one stream)."""
     if not first:
-        return set()
-    conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (device_id BIGINT, tenant_id BIGINT, "
-        f"space INTEGER, seq BIGINT, timestamp_us BIGINT, z vector({z_dim})) "
-        "ON COMMIT DELETE ROWS"
-    )
+        return
     where = list(first.values())
     records = [batches[i][1][j] for i, j in where]
     zs: list[np.ndarray] = [prepared[i][j] for i, j in where]  # type: ignore[index]
     data = copy_rows_binary(
         [
             np.array([batches[i][0].id for i, _ in where], dtype=np.int64),
-            np.array([batches[i][0].tenant_id for i, _ in where], dtype=np.int64),
             np.array([int(r.space) for r in records], dtype=np.int32),
             np.array([int(r.seq) for r in records], dtype=np.int64),
             np.array([int(r.timestamp_us) for r in records], dtype=np.int64),
@@ -130,22 +147,10 @@ def _insert(
     with (
         conn.cursor() as cur,
         cur.copy(
-            f"COPY {STAGING} (device_id, tenant_id, space, seq, timestamp_us, z) "
-            "FROM STDIN (FORMAT BINARY)"
+            f"COPY {STAGING} (device_id, space, seq, timestamp_us, z) FROM STDIN (FORMAT BINARY)"
         ) as copy,
     ):
         copy.write(data)
-    # Emptying the staging table as it is read: a DELETE costs far less than TRUNCATE
-    # (which makes new files: it took half the ingest time).
-    inserted = conn.execute(
-        f"WITH staged AS (DELETE FROM {STAGING} RETURNING *) "
-        "INSERT INTO lifeveil_z_records (device_id, space, seq, tenant_id, timestamp_us, "
-        "received_us, z) SELECT device_id, space, seq, tenant_id, timestamp_us, %s, z "
-        "FROM staged ON CONFLICT (device_id, space, seq) DO NOTHING "
-        "RETURNING device_id, space, seq",
-        (now_us,),
-    ).fetchall()
-    return {(int(d), int(sp), int(s)) for d, sp, s in inserted}
 
 
 def _existing(conn: Any, keys: list[Key]) -> dict[Key, tuple[int, np.ndarray]]:
