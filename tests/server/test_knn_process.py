@@ -16,6 +16,7 @@ import pytest
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.priority import (
     BACKGROUND_NICE,
+    POSTGRES_QUERY_NICE,
     QUERY_NICE,
     lower_session_group,
     lower_thread_priority,
@@ -120,7 +121,7 @@ def test_postgres_indexer_and_knn_backends_run_at_lower_priority(embedded_postgr
         base = os.getpriority(os.PRIO_PROCESS, other)  # ingest's: untouched
         assert os.getpriority(os.PRIO_PROCESS, pids) == 19
         assert base < 19
-        assert os.getpriority(os.PRIO_PROCESS, knn) == min(19, base + QUERY_NICE)
+        assert os.getpriority(os.PRIO_PROCESS, knn) == min(19, base + POSTGRES_QUERY_NICE)
         workers = store._knn_pool.run(
             lambda c: c.execute("SHOW max_parallel_workers_per_gather").fetchone()[0],
             transaction=False,
@@ -128,7 +129,7 @@ def test_postgres_indexer_and_knn_backends_run_at_lower_priority(embedded_postgr
         assert workers == "0"  # no parallel workers at ingest's priority
         if _autogroups():  # each backend is a session: its group's nice is what counts
             assert _group_nice(pids) == 19
-            assert _group_nice(knn) == min(19, base + QUERY_NICE)
+            assert _group_nice(knn) == min(19, base + POSTGRES_QUERY_NICE)
             assert _group_nice(other) == 0
     finally:
         store.close()

@@ -46,7 +46,7 @@ from lifeveil.server.pg_store_schema import (
 )
 from lifeveil.server.priority import (
     BACKGROUND_NICE,
-    QUERY_NICE,
+    POSTGRES_QUERY_NICE,
     lower_backend_priority,
     no_parallel_workers,
 )
@@ -102,7 +102,7 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
         # that is ours to set (server/priority.py): ingest and queries first.
         self._index_pool = ConnectionPool(dsn, 2, configure=self._configure_indexer)
         # k-NN (the costly query: it scans the tail exactly) on connections whose server
-        # processes run a few steps below ingest, as the query pool's threads do.
+        # processes run below ingest (POSTGRES_QUERY_NICE says why so far below).
         self._knn_pool = ConnectionPool(dsn, 2, configure=self._configure_knn)
         self.indexer = TailIndexer(self._index_pool)
         if background_indexer:
@@ -131,7 +131,7 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
     def _configure_knn(self, conn: Any) -> None:
         self._configure(conn)
         no_parallel_workers(conn)
-        lower_backend_priority(conn, QUERY_NICE)
+        lower_backend_priority(conn, POSTGRES_QUERY_NICE)
 
     def _configure(self, conn: Any) -> None:
         from pgvector.psycopg import register_vector

@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 QUERY_NICE = 5
 #: Nice steps below ingest for background index upkeep (absorbing tails into HNSW graphs).
 BACKGROUND_NICE = 19
+#: Nice steps below ingest for a PostgreSQL server process answering k-NN. Lower than the
+#: query threads' because PostgreSQL ingest is a chain of two processes (the server's thread,
+#: then its PostgreSQL process, in turn, per statement): every hand-over has to win a core
+#: back from the busy neighbour. A CPU-bound neighbour at nice 5 cost that chain ~25 % of its
+#: z/s, at nice 10 ~18 %, at nice 19 ~12 % (medians of six stretches each, docs/SERVER.md).
+POSTGRES_QUERY_NICE = 19
 
 
 def lower_thread_priority(steps: int) -> bool:
