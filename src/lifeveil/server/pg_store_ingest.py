@@ -8,10 +8,10 @@ of active devices in registered spaces into ``lifeveil_z_records`` (``ON CONFLIC
 NOTHING``: resends are idempotent). Only when some rows were not new does one more read tell
 a duplicate from a conflict.
 
-Why so few statements: ingest alternates between this process and its PostgreSQL process,
-and each round trip is a hand-over that waits for a core when queries keep the other one
-busy. Five statements per device (~80 per group of 16) spent most of the time in per-statement
-overhead; five per group still lost 22-29 % of ingest to a k-NN loop (docs/SERVER.md).
+Why so few statements: five per device (~80 per group of 16) spent much of ingest's time
+in per-statement overhead, and each round trip is a hand-over between this process and its
+PostgreSQL process. Five statements per group and then one made no measurable difference
+to what ingest loses beside a k-NN loop (docs/SERVER.md, "PostgreSQL, seventh session").
 """
 
 from __future__ import annotations
