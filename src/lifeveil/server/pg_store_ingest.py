@@ -105,10 +105,11 @@ def put_group(
             known.setdefault(int(a), set()).add(int(b))
         else:
             stored.add((int(a), int(b), int(c)))
+    allowed = {tenant: known.get(tenant, set()) | {NO_SPACE} for tenant in set(alive.values())}
     storable = {
         key: where
         for key, where in first.items()
-        if key[0] in alive and key[1] in known.get(alive[key[0]], set()) | {NO_SPACE}
+        if key[0] in alive and key[1] in allowed[alive[key[0]]]
     }
     existing = _existing(conn, [key for key in storable if key not in stored])
     for i in todo:
