@@ -55,11 +55,24 @@ def test_bench_runs_and_reports_recall(tmp_path: Path, capsys):
     assert summary["query_p50_ms"] > 0 and summary["preload_z_per_s"] > 0
     assert summary["ingest_alone_z_per_s"] > 0 and summary["ingest_while_querying_z_per_s"] > 0
     assert summary["query_rate_during_ingest"] == "back to back"
+    assert len(summary["ingest_drops_per_round"]) == 5  # the default --rounds
     assert main([*argv, "--query-rate", "-1"]) == 2
+    assert main([*argv, "--rounds", "0"]) == 2
+
+
+def test_a_steady_slowdown_is_not_counted_as_a_drop():
+    from lifeveil.server.store_bench_stretches import Stretches
+
+    drifting = Stretches(alone=[100.0, 90.0, 80.0], querying=[95.0, 85.0])  # no query effect
+    assert drifting.drops == pytest.approx([0.0, 0.0])
+    assert drifting.alone_spread == pytest.approx(0.105, abs=0.001)  # 10 % then 11.1 %
+    slowed = Stretches(alone=[100.0, 100.0], querying=[75.0])
+    assert slowed.summary()["ingest_drop_while_querying"] == 0.25
+    assert Stretches([], []).summary() == {}
 
 
 def test_bench_paces_its_queries_and_alternates_ingest_stretches(tmp_path: Path):
-    from lifeveil.server import store_bench
+    from lifeveil.server import store_bench, store_bench_stretches
     from lifeveil.server.sqlite_store import SQLiteStore
 
     class Counting(SQLiteStore):
@@ -73,18 +86,19 @@ def test_bench_paces_its_queries_and_alternates_ingest_stretches(tmp_path: Path)
     tenant = store.create_tenant("t")
     devices = [store.add_principal("device", "cam", "h", tenant.id)]
     queries = store_bench.query_like(store_bench.synthetic_z(50, 8, 0), 5, 0)
-    loop = store_bench._QueryThread(store, tenant.id, queries, 3, rate=20.0)
+    loop = store_bench_stretches.QueryThread(store, tenant.id, queries, 3, rate=20.0)
     loop.start()
     feeder = store_bench._Feeder(store, devices, batch=10)
-    alone, busy = store_bench._alternate(feeder, loop, store_bench.synthetic_z(600, 8, 1))
+    z = store_bench.synthetic_z(500, 8, 1)
+    stretches = store_bench_stretches.alternate(feeder, loop, z, rounds=2)
     loop.active.set()
     time.sleep(0.5)
     loop.stop()
-    assert alone > 0 and busy > 0
+    assert len(stretches.alone) == 3 and len(stretches.querying) == 2
+    assert min(stretches.alone + stretches.querying) > 0
     assert (
-        Counting.querying
-        == [False] * 10 + [True] * 10 + [False] * 10 + [True] * 10 + [False] * 10 + [True] * 10
-    )  # 6 stretches of 100 z, 10 calls each, queries off and on in turn
+        Counting.querying == [False] * 10 + [True] * 10 + [False] * 10 + [True] * 10 + [False] * 10
+    )  # 5 stretches of 100 z, 10 calls each: alone first and last, queries on between
     assert 5 <= len(loop.latencies) <= 16  # paced at 20/s: about 10 in 0.5 s plus the stretches
 
 

@@ -186,6 +186,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         help="z ingested alone, then again while queries run (10000)",
     )
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="stretches of ingest while querying, each between two alone ones (5)",
+    )
+    p.add_argument(
         "--query-rate",
         type=float,
         default=0.0,
@@ -375,6 +381,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.query_rate < 0:
         raise InputError(f"--query-rate {args.query_rate}: give 0 (back to back) or more")
+    if args.rounds < 1:
+        raise InputError(f"--rounds {args.rounds}: give 1 or more")
     run_bench_command(
         args.store,
         args.n or [10_000],
@@ -385,5 +393,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.out,
         query_rate=args.query_rate,
         knn_process=not args.knn_in_process,
+        rounds=args.rounds,
     )
     return 0

@@ -8,10 +8,11 @@ pgvector), without HTTP and TLS, so that it measures what the store can do:
 2. *index*: build (or load) the k-NN index, timed;
 3. *queries*: ``queries`` k-NN queries one after another: latency p50/p99 and recall@k
    against exact cosine search over the same z (in numpy);
-4. *ingest while querying*: ``extra_records`` more z ingested alone and as many again while
-   a thread sends queries (back to back, or ``query_rate`` per second), in ``ROUNDS``
-   alternating stretches so that slow drifts of the machine's load hit both alike: the drop
-   in z/s (medians of the stretches) and the query latency meanwhile.
+4. *ingest while querying*: ``2 * extra_records`` more z in ``2 * rounds + 1`` equal
+   stretches, alone and while a thread sends queries (back to back, or ``query_rate`` per
+   second) in turn, first and last alone: each querying stretch's drop in z/s against the
+   alone stretches around it (``store_bench_stretches``; medians), and the query latency
+   meanwhile.
 
 A store that indexes in the background from an unindexed tail (PostgreSQL: ``tail_size``,
 ``wait_indexed``, ``indexer``) also gets: the tail left by the preload and k-NN latency and
@@ -29,7 +30,6 @@ import json
 import os
 import platform
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -40,8 +40,9 @@ import numpy as np
 
 from lifeveil.errors import InputError
 from lifeveil.server.load import percentile_ms
-from lifeveil.server.priority import QUERY_NICE, lower_thread_priority, single_threaded_blas
+from lifeveil.server.priority import single_threaded_blas
 from lifeveil.server.store import Principal, ZStore
+from lifeveil.server.store_bench_stretches import ROUNDS, QueryThread, alternate
 from lifeveil.transport.record import ZRecord
 
 Progress = Callable[[str], None]
@@ -58,12 +59,13 @@ class StoreBenchConfig:
     queries: int = 200  # timed k-NN queries (recall measured on each)
     k: int = 10
     extra_records: int = 10_000  # ingested alone, then again while queries run
+    rounds: int = ROUNDS  # querying stretches in step 4, each between two alone ones
     query_rate: float = 0.0  # k-NN queries per second during step 4; 0: back to back
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.n, self.devices, self.batch, self.queries, self.k) < 1:
-            raise InputError("n, devices, batch, queries and k must be >= 1")
+        if min(self.n, self.devices, self.batch, self.queries, self.k, self.rounds) < 1:
+            raise InputError("n, devices, batch, queries, k and rounds must be >= 1")
 
 
 def synthetic_z(n: int, z_dim: int, seed: int, base: np.ndarray | None = None) -> np.ndarray:
@@ -130,45 +132,6 @@ class _Feeder:
         return len(z) / (time.perf_counter() - t0)
 
 
-#: Alternating stretches of ingest alone and ingest while querying in step 4.
-ROUNDS = 3
-
-
-class _QueryThread(threading.Thread):
-    """k-NN queries while ``active`` is set (back to back, or ``rate`` per second), timing
-    each, until stopped."""
-
-    def __init__(
-        self, store: ZStore, tenant_id: int, queries: np.ndarray, k: int, rate: float = 0.0
-    ) -> None:
-        super().__init__(name="lifeveil-bench-queries", daemon=True)
-        self.store, self.tenant_id, self.queries, self.k = store, tenant_id, queries, k
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.active, self.stop_event = threading.Event(), threading.Event()
-        self.latencies: list[float] = []
-
-    def run(self) -> None:
-        lower_thread_priority(QUERY_NICE)  # as the server's SearchPool threads run
-        i, due = 0, time.perf_counter()
-        while not self.stop_event.is_set():
-            if not self.active.wait(0.05):
-                due = time.perf_counter()
-                continue
-            if self.interval:
-                due += self.interval
-                time.sleep(max(0.0, due - time.perf_counter()))
-            t0 = time.perf_counter()
-            self.store.knn(self.tenant_id, self.queries[i % len(self.queries)], self.k)
-            self.latencies.append(time.perf_counter() - t0)
-            i += 1
-
-    def stop(self) -> None:
-        """End the thread (after its current query)."""
-        self.active.clear()
-        self.stop_event.set()
-        self.join(60)
-
-
 def exact_top_k(z: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Row indices ``(q, k)`` of the exact cosine top-k of each query (float64)."""
     zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-30)
@@ -215,9 +178,9 @@ def run_store_bench(
         exact.append(time.perf_counter() - t0)
     say("ingest alone, then while queries run ...")
     tail.start_ingest()
-    loop = _QueryThread(store, tenant.id, queries, config.k, config.query_rate)
+    loop = QueryThread(store, tenant.id, queries, config.k, config.query_rate)
     loop.start()
-    alone, busy = _alternate(feeder, loop, extra)
+    stretches = alternate(feeder, loop, extra, config.rounds)
     loop.stop()
     tail.end_ingest()
     return {
@@ -231,9 +194,7 @@ def run_store_bench(
             "query_p99_ms": percentile_ms(latencies, 99),
             f"recall_at_{config.k}": round(recall, 4),
             "exact_scan_p50_ms": percentile_ms(exact, 50),
-            "ingest_alone_z_per_s": round(alone, 1),
-            "ingest_while_querying_z_per_s": round(busy, 1),
-            "ingest_drop_while_querying": round(1 - busy / alone, 3) if alone else None,
+            **stretches.summary(),
             "query_rate_during_ingest": config.query_rate or "back to back",
             "queries_during_ingest": len(loop.latencies),
             "query_p50_ms_during_ingest": percentile_ms(loop.latencies, 50),
@@ -246,23 +207,6 @@ def run_store_bench(
             "python": platform.python_version(),
         },
     }
-
-
-def _alternate(feeder: _Feeder, loop: _QueryThread, extra: np.ndarray) -> tuple[float, float]:
-    """Ingest ``extra`` in ``2 * ROUNDS`` stretches, queries off and on in turn; returns the
-    median z/s of the stretches alone and of those while querying."""
-    if not len(extra):
-        return 0.0, 0.0
-    rates: tuple[list[float], list[float]] = ([], [])
-    for i, chunk in enumerate(np.array_split(extra, 2 * ROUNDS)):
-        querying = i % 2 == 1
-        if querying:
-            loop.active.set()
-        else:
-            loop.active.clear()
-        rates[querying].append(feeder.send(chunk))
-    loop.active.clear()
-    return float(np.median(rates[0])), float(np.median(rates[1]))
 
 
 class _TailProbe:
@@ -356,6 +300,7 @@ def run_bench_command(
     out: Path | None = None,
     query_rate: float = 0.0,
     knn_process: bool = True,
+    rounds: int = ROUNDS,
 ) -> list[dict[str, Any]]:
     """``lifeveil server bench``: one run per size on a fresh store; prints each summary.
 
@@ -365,7 +310,12 @@ def run_bench_command(
     reports = []
     for n in sizes:
         config = StoreBenchConfig(
-            n=n, z_dim=z_dim, queries=queries, extra_records=extra, query_rate=query_rate
+            n=n,
+            z_dim=z_dim,
+            queries=queries,
+            extra_records=extra,
+            query_rate=query_rate,
+            rounds=rounds,
         )
         with tempfile.TemporaryDirectory(prefix="lifeveil-bench-") as tmp:
             opened = _open_store(store, z_dim, Path(tmp), knn_process)
