@@ -68,6 +68,7 @@ def test_a_steady_slowdown_is_not_counted_as_a_drop():
     assert drifting.alone_spread == pytest.approx(0.105, abs=0.001)  # 10 % then 11.1 %
     slowed = Stretches(alone=[100.0, 100.0], querying=[75.0])
     assert slowed.summary()["ingest_drop_while_querying"] == 0.25
+    assert slowed.summary()["ingest_stretches_querying_z_per_s"] == [75]
     assert Stretches([], []).summary() == {}
 
 

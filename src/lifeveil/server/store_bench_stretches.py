@@ -96,6 +96,8 @@ class Stretches:
             "ingest_drop_while_querying": round(float(np.median(self.drops)), 3),
             "ingest_drops_per_round": [round(d, 3) for d in self.drops],
             "ingest_alone_spread": round(self.alone_spread, 3),
+            "ingest_stretches_alone_z_per_s": [round(r) for r in self.alone],
+            "ingest_stretches_querying_z_per_s": [round(r) for r in self.querying],
         }
 
 
