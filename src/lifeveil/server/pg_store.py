@@ -15,7 +15,6 @@ the way the brute-force default scores them.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from lifeveil.errors import (
     ShapeError,
     UnknownNameError,
 )
+from lifeveil.server.clock import now_us
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.pg_store_heads import PostgresHeads
 from lifeveil.server.pg_store_indexer import TailIndexer
@@ -70,10 +70,6 @@ _RECORD_SELECT = (
     "SELECT p.name, r.seq, r.timestamp_us, r.z, r.device_id FROM lifeveil_z_records r "
     "JOIN lifeveil_principals p ON p.id = r.device_id "
 )
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, ZStore):
@@ -206,7 +202,7 @@ class PostgresStore(PostgresKnn, PostgresPrincipals, PostgresHeads, SQLSpaces, Z
     def put_records_many(self, batches: Sequence[RecordsOf]) -> list[PutResult]:
         """Several devices' records in one transaction (a group commit, ``pg_store_ingest``)."""
         prepared = [self._prepare(device, records) for device, records in batches]
-        results = self._pool.run(lambda conn: put_group(conn, batches, prepared, _now_us()))
+        results = self._pool.run(lambda conn: put_group(conn, batches, prepared, now_us()))
         if any(isinstance(r, list) and AckStatus.STORED in r for r in results):
             self.indexer.notify()
         return results

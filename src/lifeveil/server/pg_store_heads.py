@@ -4,22 +4,18 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from lifeveil.errors import ShapeError
+from lifeveil.server.clock import now_us
 from lifeveil.server.heads import LinearHead
 from lifeveil.server.pg_store_pool import ConnectionPool
 from lifeveil.server.pg_store_schema import TABLES
 
 _HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics, space FROM lifeveil_heads"
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class PostgresHeads:
@@ -50,7 +46,7 @@ class PostgresHeads:
                 head.intercept.astype("<f4").tobytes(),
                 head.n_train,
                 json.dumps(head.metrics, sort_keys=True),
-                _now_us(),
+                now_us(),
                 head.space,
             ),
         )

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from lifeveil.errors import NameTakenError, UnknownNameError
+from lifeveil.server.clock import now_us
 from lifeveil.server.store import (
     AuditEntry,
     DeviceInfo,
@@ -26,10 +26,6 @@ _PRINCIPAL_SELECT = (
 ACTIVE_PRINCIPAL = "NOT p.revoked AND (p.expires_us IS NULL OR p.expires_us > %s)"
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 class PostgresPrincipals:
     """Tenants (``lifeveil_tenants``), principals and their tokens, and the audit log."""
 
@@ -41,7 +37,7 @@ class PostgresPrincipals:
         try:
             rows = self._write(
                 "INSERT INTO lifeveil_tenants (name, created_us) VALUES (%s, %s) RETURNING id",
-                (name, _now_us()),
+                (name, now_us()),
             )
         except self._psycopg.errors.UniqueViolation:
             raise NameTakenError(f"tenant {name!r} already exists") from None
@@ -69,7 +65,7 @@ class PostgresPrincipals:
             rows = self._write(
                 "INSERT INTO lifeveil_principals (kind, tenant_id, name, token_hash, created_us, "
                 "scopes, expires_us) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (kind, tenant_id, name, token_hash, _now_us(), scope_text, expires_us),
+                (kind, tenant_id, name, token_hash, now_us(), scope_text, expires_us),
             )
         except self._psycopg.errors.UniqueViolation:
             raise NameTakenError(f"a {kind} named {name!r} already exists in this tenant") from None
@@ -77,7 +73,7 @@ class PostgresPrincipals:
 
     def _active_where(self, where: str, params: Sequence[object]) -> Principal | None:
         sql = _PRINCIPAL_SELECT + f"WHERE {ACTIVE_PRINCIPAL} AND {where}"
-        rows = self._query(sql, (_now_us(), *params))
+        rows = self._query(sql, (now_us(), *params))
         return _principal(rows[0]) if rows else None
 
     def find_principal(self, token_hash: str) -> Principal | None:
@@ -110,7 +106,7 @@ class PostgresPrincipals:
         count = self._write(
             "UPDATE lifeveil_principals SET token_hash = %s, rotated_us = %s, expires_us = %s "
             "WHERE id = %s AND NOT revoked",
-            (token_hash, _now_us(), expires_us, principal_id),
+            (token_hash, now_us(), expires_us, principal_id),
         )
         if count != 1:
             raise UnknownNameError(f"no active principal with id {principal_id}")
@@ -119,7 +115,7 @@ class PostgresPrincipals:
         self._write(
             "INSERT INTO lifeveil_audit (time_us, actor, action, target, detail) "
             "VALUES (%s, %s, %s, %s, %s)",
-            (_now_us(), actor, action, target, detail),
+            (now_us(), actor, action, target, detail),
         )
 
     def read_audit(self, limit: int | None = None) -> list[AuditEntry]:
@@ -144,7 +140,7 @@ class PostgresPrincipals:
         self._write(
             "UPDATE lifeveil_principals SET revoked = TRUE, revoked_us = %s "
             "WHERE id = %s AND NOT revoked",
-            (_now_us(), principal_id),
+            (now_us(), principal_id),
         )
 
 

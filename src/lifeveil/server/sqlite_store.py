@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lifeveil.errors import InputError, NameTakenError, UnknownNameError
 from lifeveil.io import private_dir, private_file
 from lifeveil.server.ann_search import AnnSearch
+from lifeveil.server.clock import now_us
 from lifeveil.server.config import ServerConfig
 from lifeveil.server.knn_process import KnnProcess
 from lifeveil.server.sqlite_store_ann import SQLiteAnn
@@ -47,10 +47,6 @@ _PRINCIPAL_SELECT = (
     "SELECT p.id, p.kind, p.name, p.tenant_id, t.name, p.scopes FROM principals p "
     "LEFT JOIN tenants t ON t.id = p.tenant_id "
 )
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
@@ -150,7 +146,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
         try:
             with self._transaction() as db:
                 cur = db.execute(
-                    "INSERT INTO tenants (name, created_us) VALUES (?, ?)", (name, _now_us())
+                    "INSERT INTO tenants (name, created_us) VALUES (?, ?)", (name, now_us())
                 )
         except sqlite3.IntegrityError:
             raise NameTakenError(f"tenant {name!r} already exists") from None
@@ -178,7 +174,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
                 cur = db.execute(
                     "INSERT INTO principals (kind, tenant_id, name, token_hash, created_us, "
                     "scopes, expires_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (kind, tenant_id, name, token_hash, _now_us(), scope_text, expires_us),
+                    (kind, tenant_id, name, token_hash, now_us(), scope_text, expires_us),
                 )
         except sqlite3.IntegrityError:
             raise NameTakenError(f"a {kind} named {name!r} already exists in this tenant") from None
@@ -186,7 +182,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
         return _principal(rows[0])
 
     def _active_where(self, where: str, params: Sequence[object]) -> Principal | None:
-        rows = self._query(_PRINCIPAL_SELECT + f"WHERE {_ACTIVE} AND {where}", (_now_us(), *params))
+        rows = self._query(_PRINCIPAL_SELECT + f"WHERE {_ACTIVE} AND {where}", (now_us(), *params))
         return _principal(rows[0]) if rows else None
 
     def find_principal(self, token_hash: str) -> Principal | None:
@@ -219,7 +215,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
             cur = db.execute(
                 "UPDATE principals SET token_hash = ?, rotated_us = ?, expires_us = ? "
                 "WHERE id = ? AND revoked = 0",
-                (token_hash, _now_us(), expires_us, principal_id),
+                (token_hash, now_us(), expires_us, principal_id),
             )
         if cur.rowcount != 1:
             raise UnknownNameError(f"no active principal with id {principal_id}")
@@ -228,7 +224,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO audit (time_us, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                (_now_us(), actor, action, target, detail),
+                (now_us(), actor, action, target, detail),
             )
 
     def read_audit(self, limit: int | None = None) -> list[AuditEntry]:
@@ -252,7 +248,7 @@ class SQLiteStore(SQLiteHeads, SQLiteAnn, SQLiteRecords, ZStore):
         with self._transaction() as db:
             db.execute(
                 "UPDATE principals SET revoked = 1, revoked_us = ? WHERE id = ? AND revoked = 0",
-                (_now_us(), principal_id),
+                (now_us(), principal_id),
             )
 
     # -- heads and replay -----------------------------------------------------------------

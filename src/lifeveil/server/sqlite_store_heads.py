@@ -6,20 +6,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 import numpy as np
 
 from lifeveil.errors import ShapeError
+from lifeveil.server.clock import now_us
 from lifeveil.server.heads import LinearHead
 
 _HEAD_SELECT = "SELECT name, classes, coef, intercept, n_train, metrics, space FROM heads"
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class SQLiteHeads:
@@ -49,7 +45,7 @@ class SQLiteHeads:
                     head.intercept.astype("<f4").tobytes(),
                     head.n_train,
                     json.dumps(head.metrics, sort_keys=True),
-                    _now_us(),
+                    now_us(),
                     head.space,
                 ),
             )

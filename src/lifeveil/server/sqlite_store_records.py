@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from lifeveil.errors import AuthError, InputError, ShapeError, UnknownNameError
+from lifeveil.server.clock import now_us
 from lifeveil.server.store import Principal, PutResult, RecordBatch, RecordsOf, stored_z
 from lifeveil.server.store_spaces_sql import SQLSpaces, record_filter
 from lifeveil.transport.frame import AckStatus
@@ -28,10 +28,6 @@ _RECORD_SELECT = (
 
 #: What ``put_records_many`` hands the k-NN index: (tenant_id, space, device_id, seq, z).
 Stored = tuple[int, int, int, int, np.ndarray]
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class SQLiteRecords(SQLSpaces):
@@ -71,7 +67,7 @@ class SQLiteRecords(SQLSpaces):
 
     def put_records_many(self, batches: Sequence[RecordsOf]) -> list[PutResult]:
         """Several devices' records in one transaction (one fsync): a group commit."""
-        now = _now_us()
+        now = now_us()
         results: list[PutResult] = []
         stored: list[Stored] = []
         with self._transaction() as db:

@@ -8,13 +8,13 @@ placeholder and a table, and how z go in and come out (a BLOB in SQLite, a pgvec
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
 from lifeveil.errors import NameTakenError, ShapeError, UnknownNameError
+from lifeveil.server.clock import now_us
 from lifeveil.server.store_spaces import (
     MIGRATION_FAILED,
     MIGRATION_RUNNING,
@@ -32,10 +32,6 @@ _MIGRATION_COLUMNS = (
     "id, tenant_id, old_space, new_space, old_version, new_version, adapter_sha256, "
     "cursor_device, cursor_seq, done, status, message, started_us, finished_us"
 )
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class SQLSpaces(SpaceStore):
@@ -83,7 +79,7 @@ class SQLSpaces(SpaceStore):
                     "INSERT INTO {spaces} (tenant_id, tag, version, z_dim, registered_us, "
                     "is_default) VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING"
                 ),
-                (tenant_id, tag, version, self.z_dim, _now_us()),
+                (tenant_id, tag, version, self.z_dim, now_us()),
             )
             row = db.execute(
                 self._sql("SELECT version FROM {spaces} WHERE tenant_id = ? AND tag = ?"),
@@ -170,7 +166,7 @@ class SQLSpaces(SpaceStore):
                     sha256,
                     adapter,
                     MIGRATION_RUNNING,
-                    _now_us(),
+                    now_us(),
                 ),
             )
             db.execute(  # a failed run is retried when started again
@@ -219,7 +215,7 @@ class SQLSpaces(SpaceStore):
             )
         if not len(rows):
             return 0
-        now = _now_us()
+        now = now_us()
         params = [
             (int(d), migration.new_tag, int(s), migration.tenant_id, int(t), self._z_param(v), now)
             + (migration.id,)
@@ -256,7 +252,7 @@ class SQLSpaces(SpaceStore):
                 self._sql(
                     "UPDATE {migrations} SET status = ?, message = ?, finished_us = ? WHERE id = ?"
                 ),
-                (status, message[:500], _now_us(), migration_id),
+                (status, message[:500], now_us(), migration_id),
             )
         )
 
