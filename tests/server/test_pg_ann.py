@@ -109,6 +109,29 @@ def test_background_indexer_drains_the_tail(embedded_postgres):
         store.close()
 
 
+def test_the_indexer_analyzes_the_knn_tables_as_they_grow(embedded_postgres, monkeypatch):
+    from lifeveil.server import pg_store_indexer
+
+    monkeypatch.setattr(pg_store_indexer, "ANALYZE_FIRST", 100)
+    store = PostgresStore(embedded_postgres.new_database(), z_dim=D)
+    analyzed = (
+        "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+        "AND relname IN ('lifeveil_z_ann', 'lifeveil_z_records') ORDER BY relname"
+    )
+    try:
+        assert store._query(analyzed) == []  # a new store: no statistics to plan k-NN with
+        dev = _device(store, "a")
+        store.put_records(dev, [ZRecord(i, i, _z(i)) for i in range(300)])
+        assert store.wait_indexed(60)
+        deadline = time.monotonic() + 10  # the statistics views lag up to a second
+        while len(store._query(analyzed)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store._query(analyzed) == [("lifeveil_z_ann",), ("lifeveil_z_records",)]
+        assert store.indexer._analyze_at > store.indexer.moved >= 200  # next: once doubled
+    finally:
+        store.close()
+
+
 def test_two_servers_share_the_tail_without_duplicates(embedded_postgres):
     dsn = embedded_postgres.new_database()
     first = PostgresStore(dsn, z_dim=D, background_indexer=False)

@@ -32,6 +32,11 @@ IDLE_POLL_S = 1.0
 VACUUM_EVERY = 20_000
 # Back-off after a failed batch (PostgreSQL down...): doubles from the first to the last.
 BACKOFF_S = (0.5, 30.0)
+# Rows moved before the first ANALYZE of the HNSW and records tables; then each time the moved
+# count doubles. Until autovacuum gets to a new table the planner has no statistics: it took
+# the tenant filter for one row, scanned a 10k ann table exactly and joined the records by the
+# wrong index (16 ms per k-NN instead of 2 ms after an ANALYZE; measured, docs/SERVER.md).
+ANALYZE_FIRST = 1_000
 
 _MOVE = """
 WITH moved AS (
@@ -70,6 +75,11 @@ def vacuum_tail(pool: ConnectionPool) -> None:
     pool.run(lambda c: c.execute("VACUUM lifeveil_z_tail"), transaction=False)
 
 
+def analyze_knn_tables(pool: ConnectionPool) -> None:
+    """``ANALYZE`` the tables a k-NN query plans over (the HNSW table and the records)."""
+    pool.run(lambda c: c.execute("ANALYZE lifeveil_z_ann, lifeveil_z_records"), transaction=False)
+
+
 def tail_is_empty(pool: ConnectionPool) -> bool:
     """Whether no committed row waits in the tail (cheaper than counting a large one)."""
     return not pool.run(
@@ -96,6 +106,7 @@ class TailIndexer:
         self.moved = 0  # rows this indexer moved into HNSW since it started
         self.busy_s = 0.0  # seconds spent in batches that moved rows
         self._unvacuumed = 0  # rows moved since the last VACUUM of the tail
+        self._analyze_at = ANALYZE_FIRST  # moved count at which to ANALYZE next
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -157,8 +168,17 @@ class TailIndexer:
                 self._unvacuumed += moved
             if self._unvacuumed >= VACUUM_EVERY or (self._unvacuumed and not moved):
                 self._vacuum()
+            if self.moved >= self._analyze_at:
+                self._analyze()
             if not moved:
                 self._wake.wait(self.idle_poll_s)
+
+    def _analyze(self) -> None:
+        self._analyze_at = 2 * self.moved  # tried once: if it fails, autovacuum does it later
+        try:
+            analyze_knn_tables(self._pool)
+        except Exception as exc:  # indexing goes on
+            log.warning("k-NN indexer: ANALYZE failed: %s", first_line(exc))
 
     def _vacuum(self) -> None:
         self._unvacuumed = 0  # tried once: if it fails, autovacuum does it later
