@@ -132,6 +132,23 @@ def test_the_indexer_analyzes_the_knn_tables_as_they_grow(embedded_postgres, mon
         store.close()
 
 
+def test_analyze_gives_up_on_locked_tables_and_leaves_the_connection_usable(embedded_postgres):
+    import psycopg
+
+    from lifeveil.server.pg_store_indexer import analyze_knn_tables
+
+    dsn = embedded_postgres.new_database()
+    store = PostgresStore(dsn, z_dim=D, background_indexer=False)
+    try:
+        with psycopg.connect(dsn) as other, other.transaction():
+            other.execute("LOCK TABLE lifeveil_z_records IN SHARE UPDATE EXCLUSIVE MODE")
+            assert analyze_knn_tables(store._pool, lock_timeout_s=0.2) is False
+        assert analyze_knn_tables(store._pool) is True
+        assert store.tail_size() == 0  # the pool's connections still answer
+    finally:
+        store.close()
+
+
 def test_two_servers_share_the_tail_without_duplicates(embedded_postgres):
     dsn = embedded_postgres.new_database()
     first = PostgresStore(dsn, z_dim=D, background_indexer=False)

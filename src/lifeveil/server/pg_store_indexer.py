@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from lifeveil.server.pg_store_pool import ConnectionPool, first_line
+from lifeveil.server.pg_store_pool import ConnectionPool, first_line, import_psycopg
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,21 @@ def vacuum_tail(pool: ConnectionPool) -> None:
     pool.run(lambda c: c.execute("VACUUM lifeveil_z_tail"), transaction=False)
 
 
-def analyze_knn_tables(pool: ConnectionPool) -> None:
-    """``ANALYZE`` the tables a k-NN query plans over (the HNSW table and the records)."""
-    pool.run(lambda c: c.execute("ANALYZE lifeveil_z_ann, lifeveil_z_records"), transaction=False)
+def analyze_knn_tables(pool: ConnectionPool, lock_timeout_s: float = 2.0) -> bool:
+    """``ANALYZE`` the tables a k-NN query plans over (the HNSW table and the records); False
+    if another process (a manual VACUUM, say) held them past ``lock_timeout_s``."""
+    locked = import_psycopg().errors.LockNotAvailable
+
+    def work(conn: Any) -> bool:
+        conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+        try:
+            with conn.transaction():  # a savepoint: a timeout leaves the transaction usable
+                conn.execute("ANALYZE lifeveil_z_ann, lifeveil_z_records")
+        except locked:
+            return False
+        return True
+
+    return pool.run(work)
 
 
 def tail_is_empty(pool: ConnectionPool) -> bool:
@@ -176,7 +188,8 @@ class TailIndexer:
     def _analyze(self) -> None:
         self._analyze_at = 2 * self.moved  # tried once: if it fails, autovacuum does it later
         try:
-            analyze_knn_tables(self._pool)
+            if not analyze_knn_tables(self._pool):
+                log.info("k-NN indexer: ANALYZE skipped (tables locked); autovacuum will do it")
         except Exception as exc:  # indexing goes on
             log.warning("k-NN indexer: ANALYZE failed: %s", first_line(exc))
 
