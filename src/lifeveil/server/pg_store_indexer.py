@@ -7,6 +7,8 @@ deletes the rows from the tail and inserts them into the ann table: a k-NN query
 both tables in one statement (one snapshot), sees every row exactly once, before or after
 its move. Rows are picked ``FOR UPDATE SKIP LOCKED``, so the indexers of several server
 processes on one database share the work without waiting on or duplicating each other.
+The indexer also keeps the tail vacuumed and the k-NN tables' planner statistics fresh
+(``ANALYZE`` as the moved count doubles).
 """
 
 from __future__ import annotations
