@@ -36,3 +36,15 @@ def test_two_devices_two_seconds(tmp_path: Path):
     assert s["ingest_records_per_s"] > 0 and s["uplink_errors"] == []
     assert s["queries"] > 0 and s["query_errors"] == 0
     assert 0 < s["query_p50_ms"] <= s["query_p99_ms"]
+
+
+@pytest.mark.slow
+def test_two_devices_on_postgresql(embedded_postgres, tmp_path: Path):
+    config = LoadConfig(devices=2, seconds=2.0, rate_hz=100.0, records_per_device=50, z_dim=16)
+    dsn = embedded_postgres.new_database()
+    report = run_local_load_test(config, workdir=tmp_path, store_dsn=dsn)
+    s = report["summary"]
+    assert s["store"] == "postgresql"
+    assert s["z_stored"] == s["server_records"] == 100  # every record stored once
+    assert s["uplink_errors"] == [] and s["queries"] > 0 and s["query_errors"] == 0
+    assert not (tmp_path / "server" / "lifeveil.db").exists()  # nothing went to SQLite

@@ -23,6 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lifeveil.errors import InputError
 from lifeveil.io import write_json
 
 
@@ -89,6 +90,13 @@ def _add_load_test(actions: argparse._SubParsersAction) -> None:
         help="queries per second per loop (0: back to back, the worst case)",
     )
     p.add_argument("--z-dim", type=int, default=64, help="dimension of the simulated z")
+    p.add_argument(
+        "--store",
+        default="sqlite",
+        metavar="sqlite|DSN",
+        help="the server's store: sqlite, or a postgresql:// URL of a database (each run adds "
+        "a tenant)",
+    )
     p.add_argument("--out", type=Path, default=Path("load-test.json"), help="JSON report")
     p.set_defaults(func=cmd_load_test)
 
@@ -142,7 +150,10 @@ def cmd_load_test(args: argparse.Namespace) -> int:
         query_rate_hz=args.query_rate_hz,
         z_dim=args.z_dim,
     )
-    report = run_local_load_test(config, progress=print)
+    if args.store != "sqlite" and not args.store.startswith(("postgresql://", "postgres://")):
+        raise InputError(f"--store {args.store!r}: use sqlite or a postgresql:// URL")
+    dsn = "" if args.store == "sqlite" else args.store
+    report = run_local_load_test(config, progress=print, store_dsn=dsn)
     write_json(args.out, report)
     print(json.dumps(report["summary"], indent=2))
     print(f"wrote {args.out}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import sqlite3
 import tempfile
 import threading
 import time
@@ -28,6 +27,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from lifeveil.errors import InputError
+from lifeveil.server import admin
+from lifeveil.server.config import ServerConfig
 from lifeveil.server.local import LocalServer
 from lifeveil.transport.client import QueryClient
 from lifeveil.transport.frame import AckStatus, WireSpec
@@ -260,23 +261,26 @@ def run_local_load_test(
     *,
     workdir: str | Path | None = None,
     progress: Progress | None = None,
+    store_dsn: str = "",
 ) -> dict[str, Any]:
-    """Start a local TLS server (SQLite, synchronous=FULL, per-token rate limit off), run
-    :func:`run_load`, stop it.
+    """Start a local TLS server (SQLite with synchronous=FULL, or PostgreSQL at ``store_dsn``;
+    per-token rate limit off), run :func:`run_load`, stop it.
 
-    The report adds the server's record count, read from its database afterwards.
+    The report adds the server's record count, read from its store afterwards.
     """
     say = progress or (lambda _line: None)
     with tempfile.TemporaryDirectory(prefix="lifeveil-load-") as tmp:
         root = Path(workdir) if workdir is not None else Path(tmp)
-        server = LocalServer(root / "server", z_dim=config.z_dim)
+        server = LocalServer(root / "server", z_dim=config.z_dim, store_dsn=store_dsn)
         # Every query thread shares one user token and queries back to back on purpose: the
         # per-token limit (a defence against one abusive client) would measure itself.
         server.config = replace(server.config, rate_limit_per_s=0.0)
         server.config.save()
-        token = server.add_tenant("load")
+        tenant = f"load-{time.time_ns()}"  # a PostgreSQL database may hold earlier runs
+        token = server.add_tenant(tenant)
+        kind = "PostgreSQL" if store_dsn else "SQLite synchronous=FULL"
         with server:
-            say(f"server {server.base_url} (TLS, SQLite synchronous=FULL, no rate limit) is up")
+            say(f"server {server.base_url} (TLS, {kind}, no rate limit) is up")
             report = run_load(
                 server.base_url,
                 token,
@@ -285,15 +289,20 @@ def run_local_load_test(
                 config=config,
                 progress=say,
             )
-        db = sqlite3.connect(f"file:{server.config.db_path}?mode=ro", uri=True)
-        try:
-            report["summary"]["server_records"] = db.execute(
-                "SELECT COUNT(*) FROM z_records"
-            ).fetchone()[0]
-        finally:
-            db.close()
+        report["summary"]["store"] = "postgresql" if store_dsn else "sqlite"
+        report["summary"]["server_records"] = _stored(server.config, tenant)
     report["machine"] = _machine()
     return report
+
+
+def _stored(config: ServerConfig, tenant_name: str) -> int:
+    """Records the server stored for the tenant (read from its store once it has stopped)."""
+    store = admin.open_store(config)
+    try:
+        [tenant] = [t for t in store.list_tenants() if t.name == tenant_name]
+        return store.count_records(tenant.id)
+    finally:
+        store.close()
 
 
 def _machine() -> dict[str, Any]:

@@ -43,6 +43,7 @@ class LocalServer:
         z_dim / wire_dtype: the wire format, fixed for the database's life.
         port: TCP port (default: a free one, kept across restarts).
         sqlite_synchronous: ``FULL`` (ack = survives power loss) or ``NORMAL``.
+        store_dsn: a ``postgresql://`` URL to store in PostgreSQL instead of SQLite.
 
     Use as a context manager, or ``start`` / ``kill`` / ``stop``.
     """
@@ -55,12 +56,15 @@ class LocalServer:
         wire_dtype: str = "fp16",
         port: int | None = None,
         sqlite_synchronous: str = "FULL",
+        store_dsn: str = "",
     ) -> None:
         self.config = ServerConfig(
             data_dir=Path(data_dir),
             z_dim=z_dim,
             wire_dtype=wire_dtype,
             sqlite_synchronous=sqlite_synchronous,
+            store="postgresql" if store_dsn else "sqlite",
+            store_dsn=store_dsn,
         )
         self.port = port or free_port()
         self.log_path = self.config.data_dir.parent / f"{self.config.data_dir.name}.log"
