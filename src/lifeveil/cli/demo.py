@@ -23,7 +23,6 @@ import argparse
 import json
 from pathlib import Path
 
-from lifeveil.errors import InputError
 from lifeveil.io import write_json
 
 
@@ -139,6 +138,7 @@ def cmd_traffic_check(args: argparse.Namespace) -> int:
 
 def cmd_load_test(args: argparse.Namespace) -> int:
     """``lifeveil demo load-test``."""
+    from lifeveil.server.cli_support import sqlite_or_dsn
     from lifeveil.server.load import LoadConfig, run_local_load_test
 
     config = LoadConfig(
@@ -150,9 +150,7 @@ def cmd_load_test(args: argparse.Namespace) -> int:
         query_rate_hz=args.query_rate_hz,
         z_dim=args.z_dim,
     )
-    if args.store != "sqlite" and not args.store.startswith(("postgresql://", "postgres://")):
-        raise InputError(f"--store {args.store!r}: use sqlite or a postgresql:// URL")
-    dsn = "" if args.store == "sqlite" else args.store
+    dsn = sqlite_or_dsn(args.store)
     report = run_local_load_test(config, progress=print, store_dsn=dsn)
     write_json(args.out, report)
     print(json.dumps(report["summary"], indent=2))

@@ -82,6 +82,20 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
+#: How a ``--store`` value that is a PostgreSQL URL begins.
+POSTGRES_URL_PREFIXES = ("postgresql://", "postgres://")
+
+
+def sqlite_or_dsn(store: str) -> str:
+    """``--store sqlite|DSN`` of the measurement commands (``server bench``, ``demo
+    load-test``): "" for sqlite, the URL for a PostgreSQL one, else a one-line InputError."""
+    if store == "sqlite":
+        return ""
+    if store.startswith(POSTGRES_URL_PREFIXES):
+        return store
+    raise InputError(f"--store {store!r}: use sqlite or a postgresql:// URL")
+
+
 def store_overrides(store: str | None) -> dict[str, str]:
     """``--store`` as config fields: a backend name, or a PostgreSQL URL (-> its DSN).
 
@@ -90,7 +104,7 @@ def store_overrides(store: str | None) -> dict[str, str]:
     """
     if store is None:
         return {}
-    if store.startswith(("postgresql://", "postgres://")):
+    if store.startswith(POSTGRES_URL_PREFIXES):
         return {"store": "postgresql", "store_dsn": store}
     if "://" in store:
         raise InputError(f"--store {store!r}: only postgresql:// URLs are supported")

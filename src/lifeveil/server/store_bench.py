@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from lifeveil.errors import InputError
+from lifeveil.server.cli_support import sqlite_or_dsn
 from lifeveil.server.load import percentile_ms
 from lifeveil.server.priority import single_threaded_blas
 from lifeveil.server.store import Principal, ZStore
@@ -334,12 +335,11 @@ def run_bench_command(
 
 
 def _open_store(store: str, z_dim: int, tmp: Path, knn_process: bool = True) -> ZStore:
-    if store == "sqlite":
+    dsn = sqlite_or_dsn(store)
+    if not dsn:
         from lifeveil.server.sqlite_store import SQLiteStore
 
         return SQLiteStore(tmp / "lifeveil.db", z_dim, ann_min_records=1, knn_process=knn_process)
-    if store.startswith(("postgresql://", "postgres://")):
-        from lifeveil.server.pg_store import PostgresStore
+    from lifeveil.server.pg_store import PostgresStore
 
-        return PostgresStore(store, z_dim)
-    raise InputError(f"--store {store!r}: use sqlite or a postgresql:// URL")
+    return PostgresStore(dsn, z_dim)
